@@ -1,0 +1,91 @@
+"""The jobs that read the whole dataset: tables, lexicons, statistics, training, pictures."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import numpy as np
+
+from signpose import layout, lexicon, metadata, plots, stats, tables
+from signpose.files import write_text_atomic
+
+log = logging.getLogger("signpose")
+
+
+def tables_job(dataset_cfg: dict, qc_paths: list[str], out: dict[str, str]) -> None:
+    df = tables.instances_table(metadata.load(dataset_cfg), qc_paths)
+    tables.write_csv(df, out["instances"])
+    tables.write_csv(tables.failures_table(df), out["failures"])
+    funnel = tables.funnel_table(df)
+    tables.write_csv(funnel, out["funnel"])
+    names = layout.column_names()
+    write_text_atomic(out["columns"], "column,name\n" + "".join(
+        f"{i},{n}\n" for i, n in enumerate(names)))  # fmt: skip
+    log.info("funnel:\n%s", funnel.to_string(index=False))
+
+
+def lexicon_job(instances_csv: str, target: str, split: str, poses_dir: str, spoken: str,
+                signed: str, priority: int) -> None:  # fmt: skip
+    kept = tables.kept(tables.read_instances(instances_csv), split)
+    lexicon_dir = os.path.dirname(target)
+    text = lexicon.lexicon_csv(kept, poses_dir, lexicon_dir, spoken, signed, priority)
+    write_text_atomic(target, text)
+    log.info("%s: %d kept instances", split, len(kept))
+
+
+def feature_items(instances_csv: str, split: str, features_dir: str) -> list[tuple[str, str]]:
+    """(npy path, gloss) of the kept instances of one split."""
+    kept = tables.kept(tables.read_instances(instances_csv), split)
+    return [(f"{features_dir}/{r.video_id}.npy", r.gloss) for r in kept.itertuples()]
+
+
+def stats_job(instances_csv: str, target: str, features_dir: str) -> None:
+    paths = [p for p, _ in feature_items(instances_csv, "train", features_dir)]
+    result = stats.global_stats(paths, layout.N_FEATURES)
+    stats.write_stats(result, target)
+    log.info("stats over %d train clips, %d frames", len(paths), int(result["lengths"].sum()))
+
+
+def train_job(instances_csv: str, stats_path: str, model_path: str, features_dir: str,
+              options: dict) -> None:  # fmt: skip
+    from signpose import training
+
+    cfg = training.TrainConfig.from_dict(options)
+    summary = training.train(
+        feature_items(instances_csv, "train", features_dir),
+        feature_items(instances_csv, "val", features_dir),
+        stats_path,
+        os.path.dirname(model_path),
+        cfg,
+    )
+    log.info("training: %s", json.dumps(summary))
+
+
+def evaluate_job(instances_csv: str, stats_path: str, model_path: str, features_dir: str,
+                 options: dict) -> None:  # fmt: skip
+    from signpose import training
+
+    cfg = training.TrainConfig.from_dict(options)
+    items = {s: feature_items(instances_csv, s, features_dir) for s in ("val", "test")}
+    metrics = training.evaluate(os.path.dirname(model_path), items, stats_path, cfg)
+    log.info("metrics: %s", json.dumps(metrics)[:2000])
+
+
+def qc_plots_job(instances_csv: str, target: str) -> None:
+    plots.save(plots.qc_figure(tables.read_instances(instances_csv)), target)
+
+
+def skeletons_job(instances_csv: str, target: str, poses_dir: str, count: int, seed: int) -> None:
+    from pose_format import Pose
+
+    kept = tables.kept(tables.read_instances(instances_csv), "all")
+    rng = np.random.default_rng(seed)
+    chosen = kept.iloc[sorted(rng.choice(len(kept), min(count, len(kept)), replace=False))]
+    poses, titles = [], []
+    for r in chosen.itertuples():
+        with open(f"{poses_dir}/{r.video_id}.pose", "rb") as f:
+            poses.append(Pose.read(f.read()))
+        titles.append(f"{r.gloss} ({r.video_id}, {r.split})")
+    plots.save(plots.skeleton_figure(poses, titles), target)

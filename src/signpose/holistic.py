@@ -1,0 +1,122 @@
+"""MediaPipe Holistic over every decoded frame of a clip, written as a pose-format file.
+
+The file is built by pose-format's own `load_holistic`, fed a frame generator, so its header
+(components, point names and order, 576 or 586 points) and its confidence semantics are
+exactly what the community's tools write, while frames are streamed, not held in memory.
+
+`import mediapipe` imports TensorFlow when it is installed (3 s and 700 MB per process, only
+to reach a docs helper and an optional file opener); TensorFlow is blocked here so the 20,000
+pose jobs of a WLASL run do not pay for it.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from signpose import tombstone, video
+from signpose.files import atomic_path
+from signpose.tombstone import Tombstone
+
+if TYPE_CHECKING:
+    from pose_format import Pose
+
+# Holistic's pose landmark model per model_complexity; only "full" ships in the wheel.
+POSE_MODELS = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite",
+               2: "pose_landmark_heavy.tflite"}  # fmt: skip
+
+
+class _BlockTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):  # noqa: ARG002 - MetaPathFinder protocol
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+        return None
+
+
+def block_tensorflow() -> None:
+    """Make `import tensorflow` fail in this process; mediapipe falls back without it."""
+    if not any(isinstance(f, _BlockTensorFlow) for f in sys.meta_path):
+        sys.meta_path.insert(0, _BlockTensorFlow())
+
+
+@dataclass(frozen=True)
+class HolisticOptions:
+    model_complexity: int = 1
+    refine_face_landmarks: bool = False
+    smooth_landmarks: bool = True
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+
+    def as_mediapipe(self) -> dict:
+        return {
+            "static_image_mode": False,
+            "model_complexity": self.model_complexity,
+            "refine_face_landmarks": self.refine_face_landmarks,
+            "smooth_landmarks": self.smooth_landmarks,
+            "min_detection_confidence": self.min_detection_confidence,
+            "min_tracking_confidence": self.min_tracking_confidence,
+        }
+
+
+class MissingModel(RuntimeError):
+    """The model file for the requested model_complexity is not in the mediapipe wheel."""
+
+
+def check_model(model_complexity: int) -> None:
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or spec.origin is None:
+        raise MissingModel("mediapipe is not installed")
+    model = Path(spec.origin).parent / "modules" / "pose_landmark" / POSE_MODELS[model_complexity]
+    if not model.exists():
+        raise MissingModel(
+            f"pose.model_complexity {model_complexity} needs {model}, which mediapipe 0.10.21 "
+            "does not ship; download it from MediaPipe's model storage and copy it there "
+            "(see config/README.md), or use model_complexity 1"
+        )
+
+
+def estimate(clip: str | os.PathLike, opts: HolisticOptions) -> Pose | Tombstone:
+    """The clip's poses, or a tombstone when there is no frame or nobody in any frame."""
+    dead = tombstone.read(clip)
+    if dead is not None:
+        return dead
+    check_model(opts.model_complexity)
+    block_tensorflow()
+    from pose_format.utils.holistic import load_holistic
+
+    try:
+        info = video.probe(clip, count_frames=False)
+        frames = video.rgb_frames(clip)
+        first = next(frames, None)
+    except video.UnreadableVideo as e:
+        return Tombstone("pose", "undecodable_clip", str(e))
+    if first is None:
+        return Tombstone("pose", "no_frames", f"{clip}: no decodable frame")
+    height, width = first.shape[:2]
+    pose = load_holistic(
+        _chain(first, frames),
+        fps=info.fps,
+        width=width,
+        height=height,
+        additional_holistic_config=opts.as_mediapipe(),
+        reuse=False,
+    )
+    if not pose.body.confidence.any():
+        n = pose.body.data.shape[0]
+        return Tombstone("pose", "no_person", f"nobody detected in any of {n} frames")
+    return pose
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def write_pose(pose: Pose, target: str | os.PathLike) -> None:
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        pose.write(f)

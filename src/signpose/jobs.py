@@ -1,0 +1,95 @@
+"""One function per per-instance job: read inputs, call the stage, write target or tombstone.
+
+The workflow scripts call exactly one of these, so a job's behaviour is testable without
+Snakemake. Every job logs one line that says what happened (kept for the report's tables).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from signpose import tombstone
+from signpose.files import atomic_path, write_text_atomic
+from signpose.tombstone import Tombstone
+
+log = logging.getLogger("signpose")
+
+
+def setup_logging(log_path: str | os.PathLike) -> None:
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=log_path,
+        filemode="w",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        force=True,
+    )
+
+
+def download_job(url: str, target: str, options: dict, attempt: int, backoff_s: float) -> None:
+    from signpose.download import DownloadOptions, fetch_source
+
+    if attempt > 1:
+        wait = backoff_s * 2 ** (attempt - 2)
+        log.info("attempt %d: waiting %.0f s before retrying", attempt, wait)
+        time.sleep(wait)
+    outcome = fetch_source(url, Path(target), DownloadOptions.from_config(options), log)
+    log.info("outcome: %s", outcome)
+
+
+def clip_job(source: str, target: str, trim: dict, options: dict) -> None:
+    from signpose.clips import ClipOptions, make_clip
+
+    start = time.perf_counter()
+    result = make_clip(
+        Path(source), Path(target), trim["start_s"], trim["end_s"], trim["bbox"],
+        ClipOptions(**options),
+    )  # fmt: skip
+    if isinstance(result, Tombstone):
+        tombstone.write(target, result)
+        log.info("tombstone: %s", result)
+    else:
+        log.info("clip: %s from source %s", result.info, result.source)
+    log.info("seconds: %.3f", time.perf_counter() - start)
+
+
+def pose_job(clip: str, target: str, options: dict) -> None:
+    from signpose.holistic import HolisticOptions, estimate, write_pose
+
+    start = time.perf_counter()
+    result = estimate(clip, HolisticOptions(**options))
+    if isinstance(result, Tombstone):
+        tombstone.write(target, result)
+        log.info("tombstone: %s", result)
+    else:
+        write_pose(result, target)
+        log.info("pose: %d frames at %.3f fps", result.body.data.shape[0], result.body.fps)
+    log.info("seconds: %.3f", time.perf_counter() - start)
+
+
+def features_job(pose_path: str, target: str, qc_path: str, video_id: str, options: dict) -> None:
+    from signpose.features import FeatureOptions, extract
+
+    dead = tombstone.read(pose_path)
+    if dead is not None:
+        tombstone.write(target, dead)
+        record = {"status": "dead", "stage": dead.stage, "reason": dead.reason,
+                  "detail": dead.detail}  # fmt: skip
+    else:
+        from pose_format import Pose
+
+        with open(pose_path, "rb") as f:
+            pose = Pose.read(f.read())
+        feats, qc = extract(pose, FeatureOptions.from_config(options))
+        with atomic_path(target) as tmp, open(tmp, "wb") as f:
+            np.save(f, feats)
+        record = {**qc, "stage": "features", "reason": ",".join(qc["failed"])}
+    record = {"video_id": video_id, **record}
+    write_text_atomic(qc_path, json.dumps(record, sort_keys=True) + "\n")
+    log.info("qc: %s", record)

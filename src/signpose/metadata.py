@@ -1,0 +1,294 @@
+"""Dataset metadata → one validated table of instances.
+
+Two input formats share one interface, `load(dataset_config)`:
+- WLASL JSON (`WLASL_v0.3.json` shape): a list of {gloss, instances[]}; the subset WLASL-K is
+  the first K glosses of the file;
+- a CSV of local (or remote) videos, one row per instance, for users with their own recordings.
+
+Every record is checked once here, so the stages can trust it: a bad record stops the run at
+start with one line naming the file, the record and the field (`MetadataError`). Glosses are
+free text and never become part of a file name; video ids do, so they are restricted to a safe
+alphabet.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from signpose.sites import source_id
+
+SPLITS = ("train", "val", "test")
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+WLASL_FIELDS = ("bbox", "fps", "frame_end", "frame_start", "split", "url", "video_id")
+
+
+class MetadataError(ValueError):
+    """A metadata record that cannot be used; the message is one line naming file and record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One sign instance: a (trimmed) span of one source video, with its label."""
+
+    video_id: str
+    gloss: str
+    split: str
+    url: str
+    source_id: str
+    frame_start: int  # 1-based, inclusive, counted at `fps`
+    frame_end: int  # inclusive; -1 = to the end of the video
+    fps: float  # the frame rate the frame numbers are counted at (25 for WLASL)
+    bbox: tuple[float, float, float, float] | None  # xmin, ymin, xmax, ymax in source pixels
+    signer_id: str
+    site: str  # host name, or "local" for files; used by per-site reports
+
+    @property
+    def start_s(self) -> float:
+        return (self.frame_start - 1) / self.fps
+
+    @property
+    def end_s(self) -> float | None:
+        return None if self.frame_end == -1 else self.frame_end / self.fps
+
+    def clip_spec(self) -> dict[str, Any]:
+        """What the clip stage needs: a relabelled gloss must not re-cut 20,000 clips."""
+        return {"start_s": self.start_s, "end_s": self.end_s, "bbox": self.bbox}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    instances: dict[str, Instance]  # by video_id, in metadata order
+    urls: dict[str, str]  # source_id -> url (one download per source)
+
+    def by_split(self, split: str) -> list[str]:
+        if split == "all":
+            return list(self.instances)
+        return [v for v, i in self.instances.items() if i.split == split]
+
+
+def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
+    """Load and validate the dataset that `cfg` (the config's `dataset` section) describes."""
+    path = Path(cfg["metadata"])
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    fmt = cfg.get("format", "wlasl")
+    allow_local = bool(cfg.get("allow_local_files", False))
+    if fmt == "wlasl":
+        records = wlasl_records(path, cfg.get("subset"))
+    elif fmt == "csv":
+        records = csv_records(path, cfg.get("csv", {}))
+    else:
+        raise MetadataError(f"{path}: unknown metadata format {fmt!r} (wlasl or csv)")
+    instances: dict[str, Instance] = {}
+    for where, rec in records:
+        inst = make_instance(rec, f"{path}: {where}", allow_local)
+        if inst.video_id in instances:
+            raise MetadataError(
+                f"{path}: {where}: field 'video_id': duplicate video_id {inst.video_id!r}"
+            )
+        instances[inst.video_id] = inst
+    if fmt == "csv" and not cfg.get("csv", {}).get("split_column"):
+        instances = assign_splits(instances, cfg.get("split_fractions", {}), cfg.get("seed", 0))
+    return Dataset(instances=instances, urls={i.source_id: i.url for i in instances.values()})
+
+
+def wlasl_records(path: Path, subset: int | None) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(where, record) for each instance of the first `subset` glosses (all when None)."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise MetadataError(f"{path}: top level must be a list of {{gloss, instances}} entries")
+    if subset is not None:
+        data = data[:subset]
+    for gi, entry in enumerate(data):
+        if not isinstance(entry, dict) or not isinstance(entry.get("gloss"), str):
+            raise MetadataError(f"{path}: entry {gi}: field 'gloss': missing or not a string")
+        if not isinstance(entry.get("instances"), list):
+            raise MetadataError(f"{path}: entry {gi}: field 'instances': missing or not a list")
+        for ii, inst in enumerate(entry["instances"]):
+            where = f"entry {gi} (gloss {short(entry['gloss'])}) instance {ii}"
+            if not isinstance(inst, dict):
+                raise MetadataError(f"{path}: {where}: not an object")
+            yield where, {**inst, "gloss": entry["gloss"]}
+
+
+def read_json(path: Path) -> Any:
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise MetadataError(f"{path}: metadata file not found") from None
+    except UnicodeDecodeError as e:
+        raise MetadataError(f"{path}: not UTF-8 at byte {e.start}") from None
+    except json.JSONDecodeError as e:
+        raise MetadataError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}") from None
+
+
+def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(where, record) per CSV row, mapped onto WLASL field names by the `csv` config."""
+    video_col = cfg.get("video_column", "video_file")
+    label_col = cfg.get("label_column", "gloss")
+    optional = {
+        "split": cfg.get("split_column"),
+        "signer_id": cfg.get("signer_column"),
+        "video_id": cfg.get("id_column"),
+    }
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            for col in (video_col, label_col, *filter(None, optional.values())):
+                if col not in header:
+                    raise MetadataError(f"{path}: column {col!r} missing (header: {header})")
+            for n, row in enumerate(reader, start=2):
+                rec: dict[str, Any] = {
+                    "url": row[video_col],
+                    "gloss": row[label_col],
+                    "fps": cfg.get("fps", 25),
+                    "frame_start": 1,
+                    "frame_end": -1,
+                    "bbox": None,
+                }
+                for field, col in optional.items():
+                    if col:
+                        rec[field] = row[col]
+                rec.setdefault("video_id", csv_video_id(row[video_col]))
+                rec.setdefault("split", "train")  # replaced by assign_splits
+                yield f"line {n}", rec
+    except FileNotFoundError:
+        raise MetadataError(f"{path}: metadata file not found") from None
+    except UnicodeDecodeError as e:
+        raise MetadataError(f"{path}: not UTF-8 at byte {e.start}") from None
+
+
+def csv_video_id(video_file: str) -> str:
+    """The file's stem when it is a safe id, else a stable hash of the whole path."""
+    stem = Path(video_file).stem
+    if SAFE_ID.fullmatch(stem):
+        return stem
+    return "v" + hashlib.sha256(video_file.encode("utf-8")).hexdigest()[:15]
+
+
+def make_instance(rec: Mapping[str, Any], where: str, allow_local: bool) -> Instance:
+    missing = [f for f in WLASL_FIELDS if f not in rec and f != "bbox"]
+    if missing:
+        raise MetadataError(f"{where}: field {missing[0]!r}: missing")
+    video_id = rec["video_id"]
+    if not isinstance(video_id, str) or not SAFE_ID.fullmatch(video_id):
+        raise MetadataError(
+            f"{where}: field 'video_id': {short(video_id)} is not 1-128 characters of "
+            "[A-Za-z0-9_-] (it becomes a file name)"
+        )
+    where = f"{where} (video_id {video_id})"
+    gloss = rec["gloss"]
+    if not isinstance(gloss, str) or not gloss.strip() or "\x00" in gloss:
+        raise MetadataError(f"{where}: field 'gloss': must be a non-empty string without NUL")
+    if len(gloss) > 1000:
+        raise MetadataError(f"{where}: field 'gloss': {len(gloss)} characters (at most 1000)")
+    split = rec["split"]
+    if split not in SPLITS:
+        raise MetadataError(f"{where}: field 'split': unknown split {short(split)} ({SPLITS})")
+    fps = rec["fps"]
+    if not is_number(fps) or fps <= 0:
+        raise MetadataError(f"{where}: field 'fps': {short(fps)} is not a positive number")
+    start, end = rec["frame_start"], rec["frame_end"]
+    if not is_int(start) or start < 1:
+        raise MetadataError(f"{where}: field 'frame_start': {short(start)} is not an integer >= 1")
+    if not is_int(end) or (end != -1 and end < start):
+        raise MetadataError(
+            f"{where}: field 'frame_end': {short(end)} is neither -1 nor >= frame_start {start}"
+        )
+    url = rec["url"]
+    site = url_site(url, where, allow_local)
+    return Instance(
+        video_id=video_id,
+        gloss=gloss,
+        split=split,
+        url=url,
+        source_id=source_id(url),
+        frame_start=int(start),
+        frame_end=int(end),
+        fps=float(fps),
+        bbox=parse_bbox(rec.get("bbox"), where),
+        signer_id=str(rec.get("signer_id", "")),
+        site=site,
+    )
+
+
+def url_site(url: Any, where: str, allow_local: bool) -> str:
+    """The host of an http(s) URL, or "local" for a file path when the config allows them."""
+    if not isinstance(url, str) or not url or "\x00" in url or len(url) > 2048:
+        raise MetadataError(f"{where}: field 'url': missing, too long or not a string")
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0].lower()
+        if not host:
+            raise MetadataError(f"{where}: field 'url': no host in {short(url)}")
+        return host
+    has_scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", url) and not re.match(r"[A-Za-z]:\\", url)
+    if allow_local and (not has_scheme or url.startswith("file://")):
+        return "local"
+    raise MetadataError(
+        f"{where}: field 'url': {short(url)} is not an http(s) URL"
+        + ("" if allow_local else " (local files need dataset.allow_local_files: true)")
+    )
+
+
+def parse_bbox(value: Any, where: str) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 4
+        or not all(is_number(v) and math.isfinite(v) for v in value)
+    ):
+        raise MetadataError(f"{where}: field 'bbox': {short(value)} is not 4 finite numbers")
+    x0, y0, x1, y1 = (float(v) for v in value)
+    if x1 <= x0 or y1 <= y0:
+        raise MetadataError(f"{where}: field 'bbox': {short(value)} has xmax<=xmin or ymax<=ymin")
+    return (x0, y0, x1, y1)
+
+
+def assign_splits(
+    instances: dict[str, Instance], fractions: Mapping[str, float], seed: int
+) -> dict[str, Instance]:
+    """Deterministic, signer-aware split: every instance of one signer lands in one split.
+
+    A signer (or, without signer ids, a video) is placed by a hash of (seed, signer), so adding
+    recordings never moves existing ones between splits.
+    """
+    train = fractions.get("train", 0.8)
+    val = fractions.get("val", 0.1)
+    out = {}
+    for vid, inst in instances.items():
+        key = inst.signer_id or vid
+        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+        u = int.from_bytes(digest[:8], "big") / 2**64
+        split = "train" if u < train else "val" if u < train + val else "test"
+        out[vid] = Instance(**{**as_dict(inst), "split": split})
+    return out
+
+
+def as_dict(inst: Instance) -> dict[str, Any]:
+    return {f: getattr(inst, f) for f in Instance.__slots__}
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """repr() cut to one short line: error messages must stay one line for 10 MB strings."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,68 @@
+"""Train-only feature statistics, accumulated file by file (never one giant array).
+
+Computed over the TRAIN split's kept instances only: statistics over every split leak the
+test set into training. NaN (an undetected part) is skipped per column.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+
+from signpose.files import atomic_path
+
+
+class RunningStats:
+    """Per-column count, mean and M2 (Chan et al.'s parallel update), in float64."""
+
+    def __init__(self, n_features: int) -> None:
+        self.count = np.zeros(n_features)
+        self.mean = np.zeros(n_features)
+        self.m2 = np.zeros(n_features)
+
+    def update(self, x: np.ndarray) -> None:
+        seen = ~np.isnan(x)
+        n = seen.sum(axis=0)
+        if not n.any():
+            return
+        with np.errstate(invalid="ignore", divide="ignore"):
+            batch_mean = np.where(n > 0, np.where(seen, x, 0).sum(axis=0) / n, 0)
+            batch_m2 = np.where(seen, (x - batch_mean) ** 2, 0).sum(axis=0)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        safe = np.maximum(total, 1)
+        self.mean = self.mean + delta * n / safe
+        self.m2 = self.m2 + batch_m2 + delta**2 * self.count * n / safe
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 1, np.sqrt(self.m2 / np.maximum(self.count - 1, 1)), 0)
+
+
+def global_stats(paths: Iterable[str | os.PathLike], n_features: int) -> dict[str, np.ndarray]:
+    """mean/std/count per column plus sequence-length and motion distributions."""
+    acc = RunningStats(n_features)
+    lengths, motion = [], []
+    for path in paths:
+        x = np.load(path).astype(np.float64)
+        acc.update(x)
+        lengths.append(len(x))
+        if len(x) > 1:
+            step = np.abs(np.diff(x, axis=0))
+            motion.append(float(np.nanmean(step)) if np.isfinite(step).any() else 0.0)
+    return {
+        "mean": acc.mean.astype(np.float32),
+        "std": acc.std.astype(np.float32),
+        "count": acc.count.astype(np.int64),
+        "lengths": np.asarray(lengths, dtype=np.int64),
+        "motion": np.asarray(motion, dtype=np.float32),
+    }
+
+
+def write_stats(stats: dict[str, np.ndarray], target: str | os.PathLike) -> None:
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **stats)

@@ -1,0 +1,97 @@
+"""The dataset tables: every instance with its fate, the failures, and the funnel.
+
+`instances.csv` is the one file the aggregate stages (lexicon, statistics, training) read, so
+they depend on a single input instead of 20,000 per-instance files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from signpose.metadata import Dataset
+
+STAGES = ("download", "clip", "pose", "features")
+FUNNEL = ("listed", "downloaded", "clipped", "posed", "kept")
+
+
+def qc_record(path: str | os.PathLike) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def instances_table(dataset: Dataset, qc_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """One row per listed instance: metadata, source, final status, the stage reached, QC."""
+    qc = {rec["video_id"]: rec for rec in map(qc_record, qc_paths)}
+    rows = []
+    for vid, inst in dataset.instances.items():
+        rec = qc.get(vid, {"status": "missing", "stage": "", "reason": "no QC record"})
+        failed_at = STAGES.index(rec["stage"]) if rec["status"] == "dead" else len(STAGES)
+        row = {
+            "video_id": vid,
+            "gloss": inst.gloss,
+            "split": inst.split,
+            "signer_id": inst.signer_id,
+            "site": inst.site,
+            "url": inst.url,
+            "source_id": inst.source_id,
+            "frame_start": inst.frame_start,
+            "frame_end": inst.frame_end,
+            "metadata_fps": inst.fps,
+            "bbox": " ".join(f"{v:g}" for v in inst.bbox) if inst.bbox else "",
+            "status": rec["status"],
+            "stage": rec["stage"],
+            "reason": rec.get("reason", ""),
+            "detail": rec.get("detail", ""),
+            "downloaded": failed_at > 0,
+            "clipped": failed_at > 1,
+            "posed": failed_at > 2,
+        }
+        skip = {"video_id", "status", "stage", "reason", "detail", "failed"}
+        row.update({k: v for k, v in rec.items() if k not in skip})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def failures_table(instances: pd.DataFrame) -> pd.DataFrame:
+    cols = ["video_id", "gloss", "split", "site", "url", "status", "stage", "reason", "detail"]
+    return instances.loc[instances["status"] != "kept", cols]
+
+
+def funnel_table(instances: pd.DataFrame) -> pd.DataFrame:
+    """listed → downloaded → clipped → posed → kept, overall, per split and per site."""
+    df = instances.assign(listed=True, kept=instances["status"] == "kept")
+    parts = [df[list(FUNNEL)].sum().to_frame().T.assign(group="all", value="all")]
+    for group in ("split", "site"):
+        counts = df.groupby(group)[list(FUNNEL)].sum().reset_index()
+        parts.append(counts.rename(columns={group: "value"}).assign(group=group))
+    out = pd.concat(parts, ignore_index=True)
+    return out[["group", "value", *FUNNEL]].astype({k: int for k in FUNNEL})
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    from signpose.files import write_text_atomic
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, df.to_csv(index=False, lineterminator="\n"))
+
+
+TEXT_COLUMNS = ("video_id", "gloss", "split", "signer_id", "site", "url", "source_id", "bbox",
+                "status", "stage", "reason", "detail")  # fmt: skip
+
+
+def read_instances(path: str | os.PathLike) -> pd.DataFrame:
+    """instances.csv back as written: glosses such as "null" or "NA" stay text."""
+    df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str),
+                     keep_default_na=False, na_values=[""])  # fmt: skip
+    return df.fillna(dict.fromkeys(TEXT_COLUMNS, ""))
+
+
+def kept(instances: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The kept instances of one split ("all" for every split), in table order."""
+    rows = instances[instances["status"] == "kept"]
+    return rows if split == "all" else rows[rows["split"] == split]

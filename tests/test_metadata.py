@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from conftest import WLASL_300, WLASL_2000, needs
+
+from signpose import metadata
+from signpose.metadata import MetadataError
+
+
+def counts(ds: metadata.Dataset) -> tuple[int, int, int, int]:
+    split = [len(ds.by_split(s)) for s in metadata.SPLITS]
+    return (len(ds.instances), *split)
+
+
+@needs(WLASL_300)
+@pytest.mark.parametrize(
+    "subset, expected",
+    [(100, (2038, 1442, 338, 258)), (300, (5117, 3549, 900, 668))],
+)
+def test_wlasl_subsets_match_published_counts(subset, expected):
+    ds = metadata.load({"metadata": str(WLASL_300), "subset": subset})
+    assert counts(ds) == expected
+
+
+@needs(WLASL_2000)
+@pytest.mark.parametrize("subset", [100, 300, 1000, 2000])
+def test_full_size_subsets_match_the_official_split_files(subset):
+    nslt = json.loads((WLASL_2000.parent / f"nslt_{subset}.json").read_text())
+    ds = metadata.load({"metadata": str(WLASL_2000), "subset": subset})
+    assert set(ds.instances) == set(nslt)
+    for vid, inst in ds.instances.items():
+        assert inst.split == nslt[vid]["subset"]
+
+
+@needs(WLASL_300)
+def test_youtube_sources_are_downloaded_once():
+    ds = metadata.load({"metadata": str(WLASL_300)})
+    youtube = [i for i in ds.instances.values() if "youtu" in i.site]
+    shared = {i.source_id for i in youtube}
+    assert len(shared) < len(youtube)  # many instances cut from one video
+    assert all(len(s) == 11 for s in shared)
+    assert set(ds.urls) == {i.source_id for i in ds.instances.values()}
+
+
+GOOD = {
+    "bbox": [10, 20, 200, 220],
+    "fps": 25,
+    "frame_end": -1,
+    "frame_start": 1,
+    "instance_id": 0,
+    "signer_id": 7,
+    "source": "test",
+    "split": "train",
+    "url": "https://example.org/v/a.mp4",
+    "variation_id": 0,
+    "video_id": "00001",
+}
+
+
+def wlasl(*instances, gloss="book"):
+    return [{"gloss": gloss, "instances": list(instances)}]
+
+
+def with_(**changes):
+    rec = copy.deepcopy(GOOD)
+    rec.update(changes)
+    return rec
+
+
+@pytest.mark.parametrize(
+    "records, field",
+    [
+        (wlasl(GOOD, with_(url="https://example.org/b.mp4")), "'video_id'"),
+        (wlasl(with_(split="dev")), "'split'"),
+        (wlasl(with_(frame_start=10, frame_end=5)), "'frame_end'"),
+        (wlasl(with_(frame_start=0)), "'frame_start'"),
+        (wlasl(with_(url="ftp://example.org/a.mp4")), "'url'"),
+        (wlasl(with_(url="javascript:alert(1)")), "'url'"),
+        (wlasl(with_(url="file:///etc/passwd")), "'url'"),
+        (wlasl(with_(url="videos/a.mp4")), "'url'"),
+        (wlasl(with_(bbox=[1, 2, 3])), "'bbox'"),
+        (wlasl(with_(bbox=[1, 2, "x", 4])), "'bbox'"),
+        (wlasl(with_(bbox=[1, 2, float("nan"), 4])), "'bbox'"),
+        (wlasl(with_(video_id="../../etc")), "'video_id'"),
+        (wlasl(with_(video_id="a;rm -rf ~")), "'video_id'"),
+        (wlasl(with_(video_id="a\x00b")), "'video_id'"),
+        (wlasl(with_(fps="25")), "'fps'"),
+        (wlasl(GOOD, gloss="x" * 10_000_000), "'gloss'"),
+        (wlasl({k: v for k, v in GOOD.items() if k != "url"}), "'url'"),
+        ([{"gloss": "a"}], "'instances'"),
+    ],
+)
+def test_bad_records_fail_with_one_line_naming_record_and_field(write_json, records, field):
+    path = write_json(records)
+    with pytest.raises(MetadataError) as err:
+        metadata.load({"metadata": str(path)})
+    message = str(err.value)
+    assert "\n" not in message
+    assert len(message) < 400
+    assert str(path) in message
+    assert field in message
+    assert "entry 0" in message
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [(b"{not json", "invalid JSON"), (b'{"gloss": 1}', "top level"), (b"\xff\xfe[]", "UTF-8")],
+)
+def test_unreadable_files_are_named(tmp_path, content, problem):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(MetadataError, match=problem):
+        metadata.load({"metadata": str(path)})
+
+
+def test_free_text_glosses_are_kept_verbatim(write_json):
+    gloss = "it's a \"sign\" / ../ünïcödé"
+    ds = metadata.load({"metadata": str(write_json(wlasl(GOOD, gloss=gloss)))})
+    assert ds.instances["00001"].gloss == gloss
+
+
+def test_local_files_only_where_allowed(write_json):
+    path = write_json(wlasl(with_(url="videos/a.mp4")))
+    ds = metadata.load({"metadata": str(path), "allow_local_files": True})
+    assert ds.instances["00001"].site == "local"
+
+
+def test_trim_times_follow_wlasl_semantics(write_json):
+    path = write_json(wlasl(with_(frame_start=26, frame_end=50)))
+    inst = metadata.load({"metadata": str(path)}).instances["00001"]
+    assert inst.start_s == pytest.approx(1.0)
+    assert inst.end_s == pytest.approx(2.0)
+    assert metadata.load({"metadata": str(write_json(wlasl(GOOD)))}).instances["00001"].end_s is None
+
+
+def test_csv_without_split_column_gets_a_deterministic_signer_aware_split(tmp_path):
+    rows = ["video_file,sentence_id,sentence,category,signer"]
+    for i in range(200):
+        rows.append(f"clips/s{i:03d}.mp4,{i},sentence number {i},cat,signer{i % 20}")
+    path = tmp_path / "ghsl.csv"
+    path.write_text("\n".join(rows) + "\n")
+    cfg = {
+        "metadata": str(path),
+        "format": "csv",
+        "allow_local_files": True,
+        "csv": {"label_column": "sentence", "signer_column": "signer"},
+    }
+    first = metadata.load(cfg)
+    assert first.instances == metadata.load(cfg).instances
+    splits_of_signer: dict[str, set[str]] = {}
+    for inst in first.instances.values():
+        splits_of_signer.setdefault(inst.signer_id, set()).add(inst.split)
+    assert all(len(s) == 1 for s in splits_of_signer.values())
+    assert {i.split for i in first.instances.values()} == {"train", "val", "test"}
+    assert first.instances["s007"].gloss == "sentence number 7"
+
+
+def test_csv_missing_column_is_named(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("file,gloss\na.mp4,hello\n")
+    with pytest.raises(MetadataError, match="'video_file'"):
+        metadata.load({"metadata": str(path), "format": "csv", "allow_local_files": True})

@@ -1,0 +1,36 @@
+rule qc_plots:
+    input:
+        instances=res("tables/instances.csv"),
+    output:
+        report(res("report/qc.png"), caption="../report/qc.rst", category="Quality"),
+    log:
+        res("logs/qc_plots/qc_plots.log"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/qc_plots.py"
+
+
+rule skeletons:
+    input:
+        instances=res("tables/instances.csv"),
+    output:
+        report(
+            res("report/skeletons.png"),
+            caption="../report/skeletons.rst",
+            category="Quality",
+        ),
+    params:
+        poses=res("poses"),
+        n=config["report"]["skeletons"],
+        seed=config["report"]["seed"],
+    log:
+        res("logs/skeletons/skeletons.log"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/skeletons.py"

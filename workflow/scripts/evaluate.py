@@ -1,0 +1,11 @@
+from signpose.aggregates import evaluate_job
+from signpose.jobs import setup_logging
+
+setup_logging(snakemake.log[0])
+evaluate_job(
+    snakemake.input.instances,
+    snakemake.input.stats,
+    snakemake.input.model,
+    snakemake.params.features,
+    snakemake.params.options,
+)

@@ -1,0 +1,11 @@
+from signpose.aggregates import train_job
+from signpose.jobs import setup_logging
+
+setup_logging(snakemake.log[0])
+train_job(
+    snakemake.input.instances,
+    snakemake.input.stats,
+    snakemake.output.model,
+    snakemake.params.features,
+    snakemake.params.options,
+)
