@@ -117,7 +117,7 @@ def test_unreadable_files_are_named(tmp_path, content, problem):
 
 
 def test_free_text_glosses_are_kept_verbatim(write_json):
-    gloss = "it's a \"sign\" / ../ünïcödé"
+    gloss = 'it\'s a "sign" / ../ünïcödé'
     ds = metadata.load({"metadata": str(write_json(wlasl(GOOD, gloss=gloss)))})
     assert ds.instances["00001"].gloss == gloss
 
@@ -133,7 +133,9 @@ def test_trim_times_follow_wlasl_semantics(write_json):
     inst = metadata.load({"metadata": str(path)}).instances["00001"]
     assert inst.start_s == pytest.approx(1.0)
     assert inst.end_s == pytest.approx(2.0)
-    assert metadata.load({"metadata": str(write_json(wlasl(GOOD)))}).instances["00001"].end_s is None
+    assert (
+        metadata.load({"metadata": str(write_json(wlasl(GOOD)))}).instances["00001"].end_s is None
+    )
 
 
 def test_csv_without_split_column_gets_a_deterministic_signer_aware_split(tmp_path):

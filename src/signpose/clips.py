@@ -17,9 +17,12 @@ from signpose import tombstone, video
 from signpose.files import atomic_path
 from signpose.tombstone import Tombstone
 
-# Frames whose timestamp equals a cut point must fall on the right side of it despite
-# rounding: the start is moved slightly earlier and the end slightly earlier too.
+# A frame whose timestamp equals a cut point must land on the right side of it despite
+# rounding: both cut points move 1 ms earlier (far less than any frame interval), so a frame
+# exactly at the start is kept and one exactly at the end is dropped.
 EDGE_S = 1e-3
+# Input seeking stops this long before the start; the trim filter then cuts exactly.
+PREROLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,16 @@ def ffmpeg_args(
     src: Path, dst: Path, start_s: float, end_s: float | None, box: Box | None,
     size: tuple[int, int], opts: ClipOptions,
 ) -> list[str]:  # fmt: skip
-    filters = [f"crop={box.w}:{box.h}:{box.x}:{box.y}"] if box else []
-    filters.append(f"scale={size[0]}:{size[1]}")
-    start = max(0.0, start_s - EDGE_S)
-    args = [video.ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    args += ["-ss", f"{start:.6f}", "-i", os.fspath(src)]
+    seek = max(0.0, start_s - PREROLL_S)
+    trim = f"trim=start={max(0.0, start_s - seek - EDGE_S):.6f}"
     if end_s is not None:
-        args += ["-t", f"{end_s - EDGE_S - start:.6f}"]
+        trim += f":end={end_s - seek - EDGE_S:.6f}"
+    filters = [trim, "setpts=PTS-STARTPTS"]
+    if box:
+        filters.append(f"crop={box.w}:{box.h}:{box.x}:{box.y}")
+    filters.append(f"scale={size[0]}:{size[1]}")
+    args = [video.ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    args += ["-ss", f"{seek:.6f}", "-i", os.fspath(src)]
     args += ["-map", "0:v:0", "-an", "-sn", "-dn", "-vf", ",".join(filters)]
     args += ["-fps_mode", "passthrough", "-c:v", "libx264", "-preset", opts.preset]
     args += ["-crf", str(opts.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart"]

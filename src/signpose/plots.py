@@ -29,7 +29,7 @@ def qc_figure(instances: pd.DataFrame):
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     funnel = funnel_table(instances)
     by_split = funnel[funnel["group"] == "split"].set_index("value")[list(FUNNEL)]
-    by_split.T.plot.bar(ax=axes[0, 0], rot=0)
+    by_split.T.plot.bar(ax=axes[0, 0], rot=30)
     axes[0, 0].set_title("Funnel per split (instances)")
     reasons = instances[instances["status"] != "kept"]
     labels = reasons["stage"] + ": " + reasons["reason"].replace("", "?")

@@ -12,6 +12,8 @@ rule download:
         downloads=1,
         mem_mb=1000,
         runtime=30,
+        # Scripts do not see the attempt number otherwise; the job waits before a retry.
+        attempt=lambda wc, attempt: attempt,
     retries: config["download"]["retries"]
     script:
         "../scripts/download.py"

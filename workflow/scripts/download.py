@@ -5,6 +5,6 @@ download_job(
     snakemake.params.url,
     snakemake.output[0],
     snakemake.params.options,
-    snakemake.attempt,
+    snakemake.resources.attempt,
     snakemake.params.backoff_s,
 )

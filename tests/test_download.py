@@ -1,0 +1,601 @@
+"""The download stage against a real, misbehaving HTTP server on 127.0.0.1.
+
+Every case checks the outcome class and what is on disk afterwards: a decodable mp4, a
+tombstone with its reason, or (for transient failures) nothing at all, and in every case no
+temporary file left beside the target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import pytest
+
+from signpose import download, tombstone
+from signpose.download import DownloadOptions, Outcome, TransientDownloadError, fetch_source
+from signpose.sites import source_id, youtube_id
+
+# the helper sits beside this file; the path entry keeps it importable whether or not tests/
+# becomes a package
+sys.path.insert(0, str(Path(__file__).parent))
+from httpserver import Media, MisbehavingServer  # noqa: E402
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+TIMEOUT_S = 1.0  # the tests' socket timeout; the server stalls for 3 s
+ASLPRO_REFERER = "http://www.aslpro.com/cgi-bin/aslpro/aslpro.cgi"
+LOG = logging.getLogger("test.download")
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+
+def _encode(out: Path, *codec: str) -> bytes:
+    source = ["-f", "lavfi", "-i", "testsrc=duration=2:size=160x120:rate=25"]
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-y", *source, *codec, str(out)], check=True, capture_output=True
+    )
+    return out.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("media")
+    h264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    _encode(folder / "clip.mp4", *h264)
+    _encode(folder / "clip.mov", *h264)
+    _encode(folder / "clip.mkv", *h264)
+    _encode(folder / "clip.webm", "-c:v", "libvpx", "-b:v", "200k")
+    _encode(folder / "clip.swf", "-c:v", "flv", "-f", "swf")  # Flash video, as aslpro serves
+    (folder / "noise.mp4").write_bytes(random.Random(0).randbytes(20_000))
+    return folder
+
+
+@pytest.fixture
+def server(media_dir: Path) -> Iterator[MisbehavingServer]:
+    media = Media(
+        mp4=(media_dir / "clip.mp4").read_bytes(),
+        webm=(media_dir / "clip.webm").read_bytes(),
+        mov=(media_dir / "clip.mov").read_bytes(),
+        swf=(media_dir / "clip.swf").read_bytes(),
+        noise=(media_dir / "noise.mp4").read_bytes(),
+        stall_s=3 * TIMEOUT_S,
+    )
+    with MisbehavingServer(media) as srv:
+        yield srv
+
+
+def options(**changes: object) -> DownloadOptions:
+    """Test defaults: loopback allowed, short timeout, small caps so failures are quick."""
+    base: dict[str, object] = {
+        "allow_private_hosts": True,
+        "timeout_s": TIMEOUT_S,
+        "max_bytes": 1_000_000,
+        "max_duration_s": 60,
+    }
+    return DownloadOptions(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def target_for(tmp_path: Path, url: str) -> Path:
+    return tmp_path / "sources" / f"{source_id(url)}.mp4"
+
+
+def fetch(url: str, tmp_path: Path, opts: DownloadOptions | None = None) -> tuple[Outcome, Path]:
+    target = target_for(tmp_path, url)
+    return fetch_source(url, target, opts or options(), LOG), target
+
+
+# ---------------------------------------------------------------------------------------------
+# assertions about the files on disk
+
+
+def assert_only(target: Path) -> None:
+    """`target` is the only thing in its directory: no temp file, no work directory."""
+    assert sorted(os.listdir(target.parent)) == [target.name]
+
+
+def assert_nothing_left(target: Path) -> None:
+    assert not target.exists()
+    if target.parent.exists():
+        assert os.listdir(target.parent) == []
+
+
+def codec_of(path: Path) -> str:
+    run = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    match = re.search(r"Video: (\w+)", run.stderr)
+    assert match, run.stderr
+    return match.group(1)
+
+
+def decoded_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def assert_video(outcome: Outcome, target: Path) -> None:
+    assert outcome.status == "ok", outcome
+    assert tombstone.read(target) is None
+    assert codec_of(target) == "h264"
+    assert decoded_frames(target) == 50
+    assert (outcome.width, outcome.height, outcome.fps) == (160, 120, 25.0)
+    assert outcome.duration_s == pytest.approx(2.0, abs=0.05)
+    assert outcome.bytes == target.stat().st_size
+    assert_only(target)
+
+
+def assert_dead(outcome: Outcome, target: Path, reason: str) -> None:
+    assert (outcome.status, outcome.reason) == ("dead", reason), outcome
+    tomb = tombstone.read(target)
+    assert tomb == tombstone.Tombstone(stage="download", reason=reason, detail=outcome.detail)
+    assert "\n" not in tomb.detail
+    assert_only(target)
+
+
+def assert_transient(url: str, tmp_path: Path, opts: DownloadOptions | None = None) -> str:
+    target = target_for(tmp_path, url)
+    with pytest.raises(TransientDownloadError) as caught:
+        fetch_source(url, target, opts or options(), LOG)
+    message = str(caught.value)
+    assert "\n" not in message and url in message
+    assert_nothing_left(target)
+    return message
+
+
+# ---------------------------------------------------------------------------------------------
+# success and normalisation
+
+
+def test_h264_mp4_is_kept_byte_for_byte(server: MisbehavingServer, tmp_path: Path) -> None:
+    outcome, target = fetch(server.url("/video.mp4"), tmp_path)
+    assert_video(outcome, target)
+    assert outcome.frames == 50
+    assert target.read_bytes() == server.media.mp4
+
+
+@pytest.mark.parametrize(
+    ("path", "source_codec"),
+    [("/clip.webm", "vp8"), ("/clip.mov", "h264"), ("/octet.mp4", "h264")],
+)
+def test_other_containers_end_as_h264_mp4(
+    server: MisbehavingServer, tmp_path: Path, path: str, source_codec: str
+) -> None:
+    outcome, target = fetch(server.url(path), tmp_path)
+    assert_video(outcome, target)
+    with open(target, "rb") as f:
+        assert f.read(12)[4:8] == b"ftyp"
+
+
+def test_aslpro_swf_gets_configured_referer_and_is_transcoded(
+    server: MisbehavingServer, tmp_path: Path
+) -> None:
+    url = server.url("/aslpro/sign.swf")
+    opts = options(headers={"127.0.0.1": {"Referer": ASLPRO_REFERER}})
+    outcome, target = fetch(url, tmp_path, opts)
+    assert_video(outcome, target)
+    assert {h.get("Referer") for _, h in server.media.seen} == {ASLPRO_REFERER}
+
+
+def test_aslpro_swf_without_referer_is_forbidden(server: MisbehavingServer, tmp_path: Path) -> None:
+    outcome, target = fetch(server.url("/aslpro/sign.swf"), tmp_path)
+    assert_dead(outcome, target, "http_403")
+
+
+def test_redirects_within_the_limit_are_followed(server: MisbehavingServer, tmp_path: Path) -> None:
+    outcome, target = fetch(server.url("/redirect/5/video.mp4"), tmp_path, options(max_redirects=5))
+    assert_video(outcome, target)
+
+
+# ---------------------------------------------------------------------------------------------
+# permanent failures: tombstones
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/gone404.mp4", "http_404"),
+        ("/gone410.mp4", "http_410"),
+        ("/forbidden.mp4", "http_403"),
+        ("/page.mp4", "not_video"),  # HTML with status 200
+        ("/html-as-video.mp4", "not_video"),  # HTML labelled video/mp4
+        ("/noise.mp4", "undecodable"),
+        ("/empty.mp4", "empty"),
+        ("/to-ftp.mp4", "bad_scheme"),
+    ],
+)
+def test_dead_links_become_tombstones(
+    server: MisbehavingServer, tmp_path: Path, path: str, reason: str
+) -> None:
+    outcome, target = fetch(server.url(path), tmp_path)
+    assert_dead(outcome, target, reason)
+
+
+def test_redirect_chain_beyond_the_limit_is_dead(server: MisbehavingServer, tmp_path: Path) -> None:
+    outcome, target = fetch(server.url("/redirect/6/video.mp4"), tmp_path, options(max_redirects=5))
+    assert_dead(outcome, target, "too_many_redirects")
+    assert "/video.mp4" not in server.media.hits
+
+
+@pytest.mark.parametrize("path", ["/huge.mp4", "/huge-nolength.mp4"])
+def test_over_the_size_cap_stops_early(
+    server: MisbehavingServer, tmp_path: Path, path: str
+) -> None:
+    start = time.monotonic()
+    outcome, target = fetch(server.url(path), tmp_path, options(max_bytes=1_000_000))
+    assert time.monotonic() - start < 10  # 50 MB are never read
+    assert_dead(outcome, target, "too_large")
+
+
+def test_over_the_duration_cap_is_dead(server: MisbehavingServer, tmp_path: Path) -> None:
+    outcome, target = fetch(server.url("/video.mp4"), tmp_path, options(max_duration_s=1.5))
+    assert_dead(outcome, target, "too_long")
+
+
+@pytest.mark.parametrize(
+    "name", ["a;rm -rf ~.mp4", "$(touch pwned).mp4", "`touch pwned`.mp4", "x' && touch pwned '.mp4"]
+)
+def test_hostile_urls_never_reach_a_shell(
+    server: MisbehavingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    outcome, target = fetch(server.url("/" + name), tmp_path)
+    assert_dead(outcome, target, "http_404")
+    assert [seen for seen, _ in server.media.seen] == ["/" + name]
+    assert sorted(os.listdir(tmp_path)) == ["sources"]
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1/video.mp4", "javascript:alert(1)", "data:video/mp4;base64,AAAA", ""]
+)
+def test_other_schemes_are_refused(tmp_path: Path, url: str) -> None:
+    outcome, target = fetch(url, tmp_path)
+    assert_dead(outcome, target, "bad_scheme")
+
+
+# ---------------------------------------------------------------------------------------------
+# transient failures: the job fails, nothing is left
+
+
+@pytest.mark.parametrize("path", ["/flaky429.mp4", "/flaky503.mp4"])
+def test_throttling_and_outages_are_retried(
+    server: MisbehavingServer, tmp_path: Path, path: str
+) -> None:
+    url = server.url(path)
+    message = assert_transient(url, tmp_path)
+    assert re.search(r"HTTP Error (429|503)", message)
+    # what Snakemake's `retries` does: the same job again, which now succeeds
+    outcome, target = fetch(url, tmp_path)
+    assert_video(outcome, target)
+
+
+@pytest.mark.parametrize("path", ["/stall-headers.mp4", "/stall-body.mp4"])
+def test_stalls_time_out_once(server: MisbehavingServer, tmp_path: Path, path: str) -> None:
+    start = time.monotonic()
+    message = assert_transient(server.url(path), tmp_path)
+    # one socket timeout, not yt-dlp's default ten retries of it
+    assert time.monotonic() - start < 3 * TIMEOUT_S
+    assert "timed out" in message
+
+
+@pytest.mark.parametrize("path", ["/truncated.mp4", "/reset.mp4"])
+def test_cut_off_transfers_are_retried(
+    server: MisbehavingServer, tmp_path: Path, path: str
+) -> None:
+    assert_transient(server.url(path), tmp_path)
+
+
+def test_no_network_is_not_a_dead_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a node without DNS answers "no such name" for everything, YouTube included
+    def no_dns(host: str, *args: object, **kwargs: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    assert_transient(
+        "https://www.youtube.com/watch?v=dQw4w9WgXcQ", tmp_path, options(allow_private_hosts=False)
+    )
+
+
+def test_a_gone_domain_is_dead_when_dns_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = socket.getaddrinfo
+
+    def dns(host: str, *args: object, **kwargs: object) -> list[object]:
+        if host == "example.com":
+            return real("127.0.0.1", None)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    outcome, target = fetch(
+        "http://www.gone-asl-site.test/a.mp4", tmp_path, options(allow_private_hosts=False)
+    )
+    assert_dead(outcome, target, "no_such_host")
+
+
+# ---------------------------------------------------------------------------------------------
+# private hosts and local files
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "10.1.2.3", "169.254.169.254"])
+def test_private_hosts_are_refused_by_default(
+    server: MisbehavingServer, tmp_path: Path, host: str
+) -> None:
+    url = f"http://{host}:{server.server_port}/video.mp4"
+    outcome, target = fetch(url, tmp_path, options(allow_private_hosts=False))
+    assert_dead(outcome, target, "private_host")
+    assert not server.media.seen
+
+
+@pytest.mark.parametrize("url", ["file:///etc/hostname", "clips/a.mp4", "/srv/videos/a.mp4"])
+def test_local_files_are_refused_by_default(tmp_path: Path, url: str) -> None:
+    outcome, target = fetch(url, tmp_path)
+    assert_dead(outcome, target, "local_not_allowed")
+
+
+@pytest.mark.parametrize("form", ["relative", "absolute", "file_url"])
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.mkv", "clip.webm"])
+def test_local_files_when_allowed(media_dir: Path, tmp_path: Path, form: str, name: str) -> None:
+    url = {
+        "relative": name,
+        "absolute": str(media_dir / name),
+        "file_url": (media_dir / name).as_uri(),
+    }[form]
+    opts = options(allow_local_files=True, local_root=media_dir)
+    outcome, target = fetch(url, tmp_path, opts)
+    assert_video(outcome, target)
+    assert (media_dir / name).exists()  # copied, never moved
+
+
+def test_missing_local_file(media_dir: Path, tmp_path: Path) -> None:
+    opts = options(allow_local_files=True, local_root=media_dir)
+    outcome, target = fetch("no/such.mp4", tmp_path, opts)
+    assert_dead(outcome, target, "local_missing")
+
+
+def test_local_file_over_the_size_cap(media_dir: Path, tmp_path: Path) -> None:
+    opts = options(allow_local_files=True, local_root=media_dir, max_bytes=1000)
+    outcome, target = fetch("clip.mp4", tmp_path, opts)
+    assert_dead(outcome, target, "too_large")
+
+
+# ---------------------------------------------------------------------------------------------
+# cookies, politeness
+
+
+def test_cookies_are_sent_but_never_shown(
+    server: MisbehavingServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOG.name)
+    jar = tmp_path / "SECRET-jar" / "cookies.txt"
+    jar.parent.mkdir()
+    jar.write_text(
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t2147483647\tsp_test\tyes\n"
+    )
+    before = jar.read_bytes()
+    opts = options(cookies_file=jar)
+    outcome, target = fetch(server.url("/cookie.mp4"), tmp_path, opts)
+    assert_video(outcome, target)
+    dead, tomb = fetch(server.url("/gone404.mp4"), tmp_path, opts)
+    assert dead.reason == "http_404"
+    assert jar.read_bytes() == before  # yt-dlp saves its jar on close: never onto ours
+    shown = caplog.text + tomb.read_text() + json.dumps(dead.__dict__)
+    assert "SECRET" not in shown and caplog.text
+
+
+def test_missing_cookies_file_is_a_config_error(server: MisbehavingServer, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        fetch(server.url("/video.mp4"), tmp_path, options(cookies_file=tmp_path / "nope.txt"))
+    assert_nothing_left(target_for(tmp_path, server.url("/video.mp4")))
+
+
+def test_rate_limit_and_sleep_slow_the_download(server: MisbehavingServer, tmp_path: Path) -> None:
+    size = len(server.media.mp4)
+    start = time.monotonic()
+    outcome, target = fetch(
+        server.url("/video.mp4"), tmp_path, options(rate_limit=size, sleep_s=0.3)
+    )
+    assert_video(outcome, target)
+    # about 1 s of transfer at the limit (the first block is free) plus the sleep
+    assert time.monotonic() - start >= 0.8
+
+
+# ---------------------------------------------------------------------------------------------
+# options
+
+
+def test_options_defaults_and_config() -> None:
+    assert DownloadOptions.from_config({}) == DownloadOptions()
+    assert DownloadOptions.from_config(None).max_bytes == 500_000_000
+    opts = DownloadOptions.from_config(
+        {
+            "format": "b",
+            "max_bytes": 1000,
+            "max_duration_s": 10,
+            "rate_limit": 5000,
+            "sleep_s": 1,
+            "timeout_s": 5,
+            "max_redirects": 0,
+            "headers": {"aslpro.com": {"Referer": ASLPRO_REFERER}},
+            "cookies_file": "cookies.txt",
+            "allow_local_files": True,
+            "local_root": "resources/demo",
+            "allow_private_hosts": True,
+        }
+    )
+    assert opts.cookies_file == Path("cookies.txt") and opts.local_root == Path("resources/demo")
+    assert opts.headers_for("www.aslpro.com") == {"Referer": ASLPRO_REFERER}
+    assert opts.headers_for("aslpro.com") == {"Referer": ASLPRO_REFERER}
+    assert opts.headers_for("notaslpro.com") == {}
+
+
+def test_more_specific_header_suffix_wins() -> None:
+    opts = DownloadOptions(
+        headers={"example.org": {"A": "1", "B": "1"}, "v.example.org": {"B": "2"}}
+    )
+    assert opts.headers_for("cdn.v.example.org") == {"A": "1", "B": "2"}
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"max_byte": 5}, "max_byte"),
+        ({"max_bytes": "5"}, "max_bytes"),
+        ({"max_redirects": True}, "max_redirects"),
+        ({"headers": {"aslpro.com": "Referer: x"}}, "headers"),
+        ({"allow_local_files": "yes"}, "allow_local_files"),
+        ({"timeout_s": 0}, "timeout_s"),
+    ],
+)
+def test_bad_config_is_rejected_by_name(config: dict[str, object], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        DownloadOptions.from_config(config)
+
+
+# ---------------------------------------------------------------------------------------------
+# yt-dlp's error messages (YouTube cannot be reached offline: its messages are replayed)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("[youtube] abc: Video unavailable", "unavailable"),
+        (
+            "[youtube] abc: Video unavailable. This video has been removed by the uploader",
+            "unavailable",
+        ),
+        (
+            "[youtube] abc: Video unavailable. This video is no longer available because the "
+            "YouTube account associated with this video has been terminated.",
+            "unavailable",
+        ),
+        (
+            "[youtube] abc: Private video. Sign in if you've been granted access to this video. "
+            "Use --cookies-from-browser or --cookies for the authentication.",
+            "private",
+        ),
+        (
+            "[youtube] abc: Sign in to confirm your age. This video may be inappropriate",
+            "age_restricted",
+        ),
+        ("[youtube] abc: Join this channel to get access to members-only content", "members_only"),
+        (
+            "[youtube] abc: The uploader has not made this video available in your country",
+            "geo_blocked",
+        ),
+        ("[youtube] abc: Sign in to confirm you\u2019re not a bot. Use --cookies", None),
+        ("[youtube] abc: This content isn't available, try again later.", None),
+        ("[youtube] abc: Requested format is not available. Use --list-formats", None),
+        ("[youtube] abc: Something new that nobody has seen yet", None),
+    ],
+)
+def test_youtube_messages_are_classified(message: str, reason: str | None) -> None:
+    from yt_dlp.utils import DownloadError, ExtractorError
+
+    cause = ExtractorError(message, expected=True)
+    err = DownloadError(f"ERROR: {message}", (type(cause), cause, None))
+    url = "https://www.youtube.com/watch?v=abcdefghijk"
+    verdict = download._classify(err, url, download._Scrubber(None))
+    if reason is None:
+        assert isinstance(verdict, TransientDownloadError)
+    else:
+        assert isinstance(verdict, download._Dead) and verdict.reason == reason
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_youtube_stream_http_errors_are_transient(status: int) -> None:
+    # dead YouTube videos are reported in messages; an HTTP error from its video servers is
+    # an expired stream URL
+    from yt_dlp.networking import Response
+    from yt_dlp.networking.exceptions import HTTPError
+    from yt_dlp.utils import DownloadError
+
+    cause = HTTPError(
+        Response(fp=None, url="https://r1.googlevideo.com/x", headers={}, status=status)
+    )
+    err = DownloadError(
+        f"ERROR: unable to download video data: {cause}", (type(cause), cause, None)
+    )
+    youtube = "https://youtu.be/abcdefghijk"
+    verdict = download._classify(err, youtube, download._Scrubber(None))
+    assert isinstance(verdict, TransientDownloadError)
+    other = download._classify(err, "http://aslsignbank.example/a.mp4", download._Scrubber(None))
+    assert isinstance(other, download._Dead) and other.reason == f"http_{status}"
+
+
+# ---------------------------------------------------------------------------------------------
+# source ids
+
+
+VIDEO = "dQw4w9WgXcQ"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://www.youtube.com/watch?v={VIDEO}",
+        f"http://www.youtube.com/watch?v={VIDEO}&feature=youtu.be&t=12",
+        f"https://www.youtube.com/watch?feature=player_embedded&v={VIDEO}",
+        f"https://m.youtube.com/watch?v={VIDEO}",
+        f"https://youtube.com/watch?v={VIDEO}#t=3",
+        f"https://youtu.be/{VIDEO}",
+        f"https://youtu.be/{VIDEO}?t=42",
+        f"https://www.youtube.com/shorts/{VIDEO}",
+        f"https://www.youtube.com/embed/{VIDEO}?start=3&end=9",
+        f"https://www.youtube-nocookie.com/embed/{VIDEO}",
+        f"https://www.youtube.com/v/{VIDEO}",
+        f"www.youtube.com/watch?v={VIDEO}",
+        f"  https://WWW.YouTube.com/watch?v={VIDEO}  ",
+    ],
+)
+def test_youtube_url_forms_give_one_id(url: str) -> None:
+    assert youtube_id(url) == VIDEO
+    assert source_id(url) == VIDEO
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://www.aslpro.com/main/a/about.swf",
+        "https://www.youtube.com/watch?v=short",
+        f"https://www.youtube.com/watch?v={VIDEO}x",  # 12 id characters is not an id
+        f"https://notyoutube.com/watch?v={VIDEO}",
+        f"https://www.youtube.com/channel/{VIDEO}",
+        f"ftp://youtube.com/watch?v={VIDEO}",
+        "",
+    ],
+)
+def test_non_youtube_urls_have_no_youtube_id(url: str) -> None:
+    assert youtube_id(url) is None
+
+
+def test_other_urls_get_a_stable_hash() -> None:
+    url = "http://www.aslpro.com/main/a/about.swf"
+    expected = hashlib.sha256(url.encode()).hexdigest()[:16]
+    assert source_id(url) == source_id(f" {url}\n") == expected
+    assert source_id(url) != source_id(url.replace("about", "above"))
+
+
+def test_planning_time_imports_stay_light() -> None:
+    code = (
+        "import sys, signpose.sites, signpose.download;"
+        "heavy = {'yt_dlp', 'cv2', 'numpy'} & set(sys.modules);"
+        "assert not heavy, heavy"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(download.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SHARED, needs
+
+from signpose import layout
+from signpose.features import (
+    FeatureOptions,
+    Parts,
+    QCThresholds,
+    ema,
+    extract,
+    failed_checks,
+    feature_matrix,
+    nonempty_span,
+    trim,
+)
+
+VIDEO = SHARED / "media" / "pose_test_video.mp4"
+
+
+def synthetic_parts(frames: int = 10) -> Parts:
+    rng = np.random.default_rng(0)
+    body = rng.normal(200, 5, (frames, 33, 3)).astype(np.float32)
+    body[:, 11] = [100, 100, 0]  # shoulders 100 px apart, hips 100 px below: scale 100
+    body[:, 12] = [200, 100, 0]
+    body[:, 23] = [100, 200, 0]
+    body[:, 24] = [200, 200, 0]
+    hands = rng.normal(150, 5, (frames, 21, 3)).astype(np.float32)
+    found = {k: np.ones(frames, bool) for k in ("body", "face", "left_hand", "right_hand")}
+    found["right_hand"][3:6] = False
+    face = rng.normal(150, 5, (frames, len(layout.FACE_INDICES), 3)).astype(np.float32)
+    return Parts(body, np.full((frames, 33), 0.9, np.float32), hands, hands + 10, face, found)
+
+
+def test_torso_centre_and_scale():
+    feats = feature_matrix(synthetic_parts())
+    assert feats.shape == (10, layout.N_FEATURES) and feats.dtype == np.float32
+    pose = feats[:, layout.POSE].reshape(10, 33, 4)
+    np.testing.assert_allclose(pose[:, 11, :2], [[-0.5, -0.5]] * 10, atol=1e-6)
+    np.testing.assert_allclose(pose[:, 24, :2], [[0.5, 0.5]] * 10, atol=1e-6)
+    np.testing.assert_allclose(pose[:, :, 3], 0.9, atol=1e-6)  # visibility kept as is
+
+
+def test_missing_parts_are_nan_and_interior_frames_stay():
+    parts = synthetic_parts()
+    feats = feature_matrix(parts)
+    right = feats[:, layout.RIGHT_HAND]
+    assert np.isnan(right[3:6]).all() and not np.isnan(right[:3]).any()
+    assert not np.isnan(feats[:, layout.LEFT_HAND]).any()
+    assert nonempty_span(parts) == slice(0, 10)
+
+
+def test_empty_ends_are_trimmed_but_not_gaps():
+    parts = synthetic_parts()
+    for key in ("body", "left_hand", "right_hand"):
+        parts.found[key][[0, 1, 5, 9]] = False
+    span = nonempty_span(parts)
+    assert span == slice(2, 9)
+    assert len(trim(parts, span).body) == 7  # frame 5 (interior) kept
+
+
+def test_ema_restarts_after_gaps():
+    x = np.array([[0.0], [10.0], [np.nan], [10.0], [20.0]], np.float32)
+    out = ema(x, 0.2)
+    np.testing.assert_allclose(out[:, 0], [0, 2, np.nan, 10, 12])
+
+
+def test_quality_thresholds_name_what_failed():
+    metrics = {"frames": 5, "body_ratio": 1.0, "hand_ratio": 0.1, "mean_visibility": 0.9}
+    assert failed_checks(metrics, QCThresholds()) == ["min_frames", "min_hand_ratio"]
+
+
+@pytest.fixture(scope="module")
+def real_pose():
+    from signpose.holistic import HolisticOptions, estimate
+
+    return estimate(VIDEO, HolisticOptions())
+
+
+@needs(VIDEO)
+def test_real_pose_features_and_qc(real_pose):
+    feats, qc = extract(real_pose, FeatureOptions())
+    assert feats.shape[1] == 540 and feats.dtype == np.float32
+    assert qc["frames_raw"] == 58 and qc["frames"] <= 58
+    # The signer's left hand is never seen in this clip (a known hard case).
+    assert qc["left_hand_ratio"] == 0.0 and np.isnan(feats[:, layout.LEFT_HAND]).all()
+    assert 0.5 < qc["body_ratio"] <= 1 and qc["right_hand_ratio"] > 0.3
+    assert qc["motion_p95"] >= qc["motion_p50"] > 0
+    assert qc["status"] == "kept" and qc["failed"] == []
+    strict = FeatureOptions(qc=QCThresholds(min_frames=100))
+    assert extract(real_pose, strict)[1]["status"] == "low_quality"

@@ -1,0 +1,84 @@
+"""MediaPipe Holistic on real video: the .pose matches pose-format's own tool, without TensorFlow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED, needs
+
+from signpose import tombstone
+from signpose.holistic import HolisticOptions, MissingModel, check_model, estimate, write_pose
+
+VIDEO = SHARED / "media" / "pose_test_video.mp4"
+SAMPLE = SHARED / "media" / "pose_sample_video.mp4"
+
+
+def read_pose(path: Path):
+    from pose_format import Pose
+
+    return Pose.read(path.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """What pose-format's own CLI writes for the same video and options."""
+    out = tmp_path_factory.mktemp("ref") / "ref.pose"
+    cli = Path(sys.executable).parent / "video_to_pose"
+    subprocess.run([str(cli), "-i", str(VIDEO), "-o", str(out), "--format", "mediapipe",
+                    "--additional-config", "model_complexity=1"],
+                   check=True, capture_output=True)  # fmt: skip
+    return out
+
+
+@needs(VIDEO)
+def test_pose_file_is_interchangeable_with_pose_formats_own(tmp_path, reference):
+    ours = tmp_path / "ours.pose"
+    write_pose(estimate(VIDEO, HolisticOptions()), ours)
+    a, b = read_pose(ours), read_pose(reference)
+    assert a.header.components == b.header.components
+    assert sum(len(c.points) for c in a.header.components) == 576
+    assert (a.header.dimensions.width, a.header.dimensions.height) == (540, 720)
+    assert a.body.fps == pytest.approx(b.body.fps, abs=0.01)
+    assert a.body.data.shape == b.body.data.shape == (58, 1, 576, 3)
+    # Same detections; coordinates within a pixel (the two readers decode the same frames).
+    np.testing.assert_array_equal(a.body.confidence > 0, b.body.confidence > 0)
+    seen = (a.body.confidence > 0) & (b.body.confidence > 0)
+    diff = np.abs(a.body.data.filled(0) - b.body.data.filled(0))[seen]
+    assert np.median(diff) < 0.5 and np.percentile(diff, 99) < 3.0
+
+
+@needs(SAMPLE)
+def test_refined_face_gives_586_points(tmp_path):
+    pose = estimate(SAMPLE, HolisticOptions(refine_face_landmarks=True))
+    assert sum(len(c.points) for c in pose.header.components) == 586
+
+
+def test_pose_process_never_imports_tensorflow(tmp_path):
+    code = (
+        "import sys; from signpose.jobs import pose_job; "
+        f"pose_job({str(VIDEO)!r}, {str(tmp_path / 'x.pose')!r}, {{}}); "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert (tmp_path / "x.pose").stat().st_size > 10_000
+
+
+def test_a_clip_without_frames_is_a_tombstone(tmp_path):
+    from signpose.video import ffmpeg_exe
+
+    blank = tmp_path / "blank.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+                    "color=c=gray:s=128x128:d=1:r=10", "-pix_fmt", "yuv420p", str(blank)],
+                   check=True)  # fmt: skip
+    result = estimate(blank, HolisticOptions())
+    assert isinstance(result, tombstone.Tombstone) and result.reason == "no_person"
+
+
+def test_missing_models_are_named():
+    check_model(1)
+    with pytest.raises(MissingModel, match="pose_landmark_heavy.tflite"):
+        check_model(2)
