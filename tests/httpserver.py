@@ -1,0 +1,246 @@
+"""A loopback HTTP server that misbehaves on purpose, one way per path.
+
+The download tests talk to it over real sockets so that yt-dlp's whole network stack
+(requests, redirects, timeouts, partial reads) is exercised without the internet.
+Routes are plain functions of (handler, server); the server counts hits per path so that
+"fail once, then succeed" cases can mimic a flaky site across Snakemake retries.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+Route = Callable[["Handler", "MisbehavingServer"], None]
+
+
+@dataclass
+class Media:
+    """Bytes the server hands out, made once per test session by a fixture."""
+
+    mp4: bytes
+    webm: bytes
+    mov: bytes
+    swf: bytes
+    noise: bytes
+    stall_s: float = 3.0  # longer than the timeout the tests configure
+    huge_bytes: int = 50 * 1024 * 1024
+    # keyed by the unquoted request target (path and query), so a fresh query string is a
+    # fresh counter
+    hits: collections.Counter[str] = field(default_factory=collections.Counter)
+    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+
+class Handler(BaseHTTPRequestHandler):
+    # HTTP/1.0 lets a body end by closing the connection, which the "no length" routes need
+    protocol_version = "HTTP/1.0"
+    server: MisbehavingServer
+
+    def do_GET(self) -> None:  # noqa: N802 (name fixed by http.server)
+        target = unquote(self.path)
+        path = urlsplit(target).path
+        media = self.server.media
+        with self.server.lock:
+            media.hits[target] += 1
+            media.seen.append((target, dict(self.headers.items())))
+        route = self.server.route_for(path)
+        # the client giving up first is something several tests provoke on purpose
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            route(self, self.server)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # keep pytest output clean
+
+    # helpers for routes
+    def send_body(self, body: bytes, content_type: str, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_status(self, status: int, extra: dict[str, str] | None = None) -> None:
+        body = f"<html><body>{status}</body></html>".encode()
+        self.send_response(status)
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _video(attr: str, content_type: str) -> Route:
+    return lambda h, s: h.send_body(getattr(s.media, attr), content_type)
+
+
+def _status(code: int) -> Route:
+    return lambda h, s: h.send_status(code, {"Retry-After": "0"} if code in (429, 503) else None)
+
+
+def _fail_first(code: int) -> Route:
+    """Fail the first request to this path with `code`, then serve the mp4."""
+
+    def route(h: Handler, s: MisbehavingServer) -> None:
+        if s.media.hits[unquote(h.path)] == 1:
+            h.send_status(code, {"Retry-After": "0"})
+        else:
+            h.send_body(s.media.mp4, "video/mp4")
+
+    return route
+
+
+def _stall_before_headers(h: Handler, s: MisbehavingServer) -> None:
+    time.sleep(s.media.stall_s)
+    h.send_body(s.media.mp4, "video/mp4")
+
+
+def _stall_mid_body(h: Handler, s: MisbehavingServer) -> None:
+    body = s.media.mp4
+    h.send_response(200)
+    h.send_header("Content-Type", "video/mp4")
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body[: len(body) // 2])
+    h.wfile.flush()
+    time.sleep(s.media.stall_s)
+
+
+def _truncated(h: Handler, s: MisbehavingServer) -> None:
+    body = s.media.mp4
+    h.send_response(200)
+    h.send_header("Content-Type", "video/mp4")
+    h.send_header("Content-Length", str(len(body) + 100_000))
+    h.end_headers()
+    h.wfile.write(body[: len(body) // 2])
+    h.close_connection = True
+
+
+def _reset(h: Handler, s: MisbehavingServer) -> None:
+    body = s.media.mp4
+    h.send_response(200)
+    h.send_header("Content-Type", "video/mp4")
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body[: len(body) // 2])
+    h.wfile.flush()
+    # linger 0 turns close() into a TCP reset: the connection drops mid-file
+    h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    h.connection.close()
+    h.close_connection = True
+
+
+_PAGE = b"<!DOCTYPE html><html><head><title>Sign</title></head><body>gone</body></html>"
+
+
+def _html(h: Handler, s: MisbehavingServer) -> None:
+    h.send_body(_PAGE, "text/html; charset=utf-8")
+
+
+def _redirect_chain(h: Handler, s: MisbehavingServer) -> None:
+    # /redirect/<n>/video.mp4 -> /redirect/<n-1>/video.mp4 -> ... -> /video.mp4
+    remaining = int(h.path.split("/")[2])
+    target = "/video.mp4" if remaining <= 1 else f"/redirect/{remaining - 1}/video.mp4"
+    h.send_status(302, {"Location": target})
+
+
+def _to_ftp(h: Handler, s: MisbehavingServer) -> None:
+    h.send_status(302, {"Location": f"ftp://127.0.0.1:{s.server_port}/video.mp4"})
+
+
+def _huge(with_length: bool) -> Route:
+    """Stream generated bytes lazily so a 50 MB answer costs nothing unless read."""
+
+    def route(h: Handler, s: MisbehavingServer) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        if with_length:
+            h.send_header("Content-Length", str(s.media.huge_bytes))
+        h.end_headers()
+        chunk = bytes(range(256)) * 256
+        for _ in range(s.media.huge_bytes // len(chunk)):
+            h.wfile.write(chunk)
+        h.close_connection = True
+
+    return route
+
+
+def _needs_header(name: str, must_contain: str, attr: str, content_type: str) -> Route:
+    def route(h: Handler, s: MisbehavingServer) -> None:
+        if must_contain in (h.headers.get(name) or ""):
+            h.send_body(getattr(s.media, attr), content_type)
+        else:
+            h.send_status(403)
+
+    return route
+
+
+ROUTES: dict[str, Route] = {
+    "/video.mp4": _video("mp4", "video/mp4"),
+    "/clip.webm": _video("webm", "video/webm"),
+    "/clip.mov": _video("mov", "video/quicktime"),
+    "/octet.mp4": _video("mp4", "application/octet-stream"),
+    "/noise.mp4": _video("noise", "video/mp4"),
+    "/gone404.mp4": _status(404),
+    "/gone410.mp4": _status(410),
+    "/forbidden.mp4": _status(403),
+    "/always503.mp4": _status(503),
+    "/flaky429.mp4": _fail_first(429),
+    "/flaky503.mp4": _fail_first(503),
+    "/stall-headers.mp4": _stall_before_headers,
+    "/stall-body.mp4": _stall_mid_body,
+    "/truncated.mp4": _truncated,
+    "/reset.mp4": _reset,
+    "/page.mp4": _html,
+    # a site that labels its error page as video: only looking at the bytes tells
+    "/html-as-video.mp4": lambda h, s: h.send_body(_PAGE, "video/mp4"),
+    "/empty.mp4": lambda h, s: h.send_body(b"", "video/mp4"),
+    "/to-ftp.mp4": _to_ftp,
+    "/huge.mp4": _huge(with_length=True),
+    "/huge-nolength.mp4": _huge(with_length=False),
+    # aslpro serves Flash only to visitors that come from its own pages
+    "/aslpro/sign.swf": _needs_header("Referer", "aslpro", "swf", "application/x-shockwave-flash"),
+    "/cookie.mp4": _needs_header("Cookie", "sp_test=yes", "mp4", "video/mp4"),
+}
+
+
+class MisbehavingServer(ThreadingHTTPServer):
+    daemon_threads = True  # stalled handlers must not keep the test process alive
+    block_on_close = False
+
+    def __init__(self, media: Media) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.media = media
+        self.lock = threading.Lock()
+        # a short poll keeps shutdown() from costing half a second per test
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+        self._unique = itertools.count()
+
+    def route_for(self, path: str) -> Route:
+        if path.startswith("/redirect/"):
+            return _redirect_chain
+        return ROUTES.get(path, _status(404))
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_port}{path}"
+
+    def unique(self, path: str) -> str:
+        """A URL that has not been requested yet: per-path hit counters start at zero."""
+        return self.url(f"{path}?n={next(self._unique)}")
+
+    def __enter__(self) -> MisbehavingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from signpose.aggregates import stats_job
+from signpose.stats import RunningStats
+
+
+def test_streaming_matches_one_big_nan_aware_computation():
+    rng = np.random.default_rng(1)
+    chunks = [rng.normal(3, 2, (rng.integers(5, 40), 7)) for _ in range(12)]
+    for c in chunks[::3]:
+        c[:4, 2:5] = np.nan  # undetected part
+    acc = RunningStats(7)
+    for c in chunks:
+        acc.update(c)
+    whole = np.concatenate(chunks)
+    np.testing.assert_allclose(acc.mean, np.nanmean(whole, axis=0), rtol=1e-10)
+    np.testing.assert_allclose(acc.std, np.nanstd(whole, axis=0, ddof=1), rtol=1e-10)
+    np.testing.assert_array_equal(acc.count, (~np.isnan(whole)).sum(axis=0))
+
+
+def test_stats_use_the_train_split_only(tmp_path):
+    rng = np.random.default_rng(0)
+    features = tmp_path / "features"
+    features.mkdir()
+    rows = []
+    for i, (split, status) in enumerate(
+        [("train", "kept")] * 4 + [("train", "low_quality"), ("val", "kept"), ("test", "kept")]
+    ):
+        np.save(features / f"v{i}.npy", rng.normal(size=(20, 540)).astype(np.float32))
+        rows.append({"video_id": f"v{i}", "gloss": "g", "split": split, "status": status})
+    table = tmp_path / "instances.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+
+    def stats() -> dict:
+        out = tmp_path / "stats.npz"
+        stats_job(str(table), str(out), str(features))
+        return dict(np.load(out))
+
+    before = stats()
+    assert list(before["lengths"]) == [20] * 4  # kept train clips only
+    for changed in ("v4", "v5", "v6"):  # low-quality train, val, test
+        np.save(features / f"{changed}.npy", np.full((9, 540), 1e6, np.float32))
+    after = stats()
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key])
+    np.save(features / "v0.npy", np.full((20, 540), 5.0, np.float32))
+    assert not np.allclose(stats()["mean"], before["mean"])
