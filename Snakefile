@@ -24,6 +24,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         expand(res("lexicon/{split}/index.csv"), split=LEXICON_SPLITS),
         res("tables/instances.csv"),
@@ -33,4 +34,3 @@ rule all:
         res("model/metrics.json"),
         res("report/qc.png"),
         res("report/skeletons.png"),
-    default_target: True

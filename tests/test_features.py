@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SHARED, needs
 
+from conftest import SHARED, needs
 from signpose import layout
 from signpose.features import (
     FeatureOptions,

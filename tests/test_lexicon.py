@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import SHARED, needs
 
+from conftest import SHARED, needs
 from signpose.aggregates import lexicon_job
 from signpose.holistic import HolisticOptions, estimate, write_pose
 from signpose.lexicon import COLUMNS, duration_ms

@@ -4,8 +4,8 @@ import copy
 import json
 
 import pytest
-from conftest import WLASL_300, WLASL_2000, needs
 
+from conftest import WLASL_300, WLASL_2000, needs
 from signpose import metadata
 from signpose.metadata import MetadataError
 

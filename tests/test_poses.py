@@ -1,4 +1,4 @@
-"""MediaPipe Holistic on real video: the .pose matches pose-format's own tool, without TensorFlow."""
+"""MediaPipe Holistic on real video: the .pose equals pose-format's own, without TensorFlow."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED, needs
 
+from conftest import SHARED, needs
 from signpose import tombstone
 from signpose.holistic import HolisticOptions, MissingModel, check_model, estimate, write_pose
 

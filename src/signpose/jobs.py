@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -22,10 +23,19 @@ log = logging.getLogger("signpose")
 
 
 def setup_logging(log_path: str | os.PathLike) -> None:
+    """Send this job's logging, stdout and stderr to its log file.
+
+    The descriptors themselves are redirected, so MediaPipe's and TensorFlow's C++ messages
+    and a crash's traceback land in the job's log instead of the console of a 20,000-job run.
+    """
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+        os.dup2(fd, stream.fileno())
+    os.close(fd)
     logging.basicConfig(
-        filename=log_path,
-        filemode="w",
+        stream=sys.stderr,
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
         force=True,

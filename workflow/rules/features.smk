@@ -4,13 +4,15 @@ rule features:
     output:
         features=res("features/{video_id}.npy"),
         qc=res("qc/{video_id}.json"),
-    params:
-        options=config["features"],
     log:
         res("logs/features/{video_id}.log"),
+    conda:
+        "../../envs/signpose.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        options=config["features"],
     script:
         "../scripts/features.py"

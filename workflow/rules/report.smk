@@ -5,6 +5,8 @@ rule qc_plots:
         report(res("report/qc.png"), caption="../report/qc.rst", category="Quality"),
     log:
         res("logs/qc_plots/qc_plots.log"),
+    conda:
+        "../../envs/signpose.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -22,15 +24,17 @@ rule skeletons:
             caption="../report/skeletons.rst",
             category="Quality",
         ),
-    params:
-        poses=res("poses"),
-        n=config["report"]["skeletons"],
-        seed=config["report"]["seed"],
     log:
         res("logs/skeletons/skeletons.log"),
+    conda:
+        "../../envs/signpose.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        poses=res("poses"),
+        n=config["report"]["skeletons"],
+        seed=config["report"]["seed"],
     script:
         "../scripts/skeletons.py"

@@ -19,13 +19,15 @@ rule tables:
             category="Dataset",
         ),
         columns=res("tables/feature_columns.csv"),
-    params:
-        dataset=config["dataset"],
     log:
         res("logs/tables/tables.log"),
+    conda:
+        "../../envs/signpose.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        dataset=config["dataset"],
     script:
         "../scripts/tables.py"

@@ -3,14 +3,16 @@ rule global_stats:
         res("tables/instances.csv"),
     output:
         res("stats/global_stats.npz"),
-    params:
-        features=res("features"),
     log:
         res("logs/global_stats/global_stats.log"),
+    conda:
+        "../../envs/signpose.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        features=res("features"),
     script:
         "../scripts/global_stats.py"
 
@@ -28,16 +30,18 @@ rule train:
             caption="../report/training_curves.rst",
             category="Training",
         ),
-    params:
-        features=res("features"),
-        options=config["train"],
     log:
         res("logs/train/train.log"),
+    conda:
+        "../../envs/signpose.yaml"
     threads: config["resources"]["train_threads"]
     resources:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime"],
         gpu=config["resources"]["train_gpu"],
+    params:
+        features=res("features"),
+        options=config["train"],
     script:
         "../scripts/train.py"
 
@@ -59,14 +63,16 @@ rule evaluate:
             caption="../report/confusion.rst",
             category="Training",
         ),
-    params:
-        features=res("features"),
-        options=config["train"],
     log:
         res("logs/evaluate/evaluate.log"),
+    conda:
+        "../../envs/signpose.yaml"
     threads: config["resources"]["train_threads"]
     resources:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=60,
+    params:
+        features=res("features"),
+        options=config["train"],
     script:
         "../scripts/evaluate.py"
