@@ -11,10 +11,12 @@ pose jobs of a WLASL run do not pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,10 +40,19 @@ class _BlockTensorFlow(importlib.abc.MetaPathFinder):
         return None
 
 
-def block_tensorflow() -> None:
-    """Make `import tensorflow` fail in this process; mediapipe falls back without it."""
-    if not any(isinstance(f, _BlockTensorFlow) for f in sys.meta_path):
-        sys.meta_path.insert(0, _BlockTensorFlow())
+@contextlib.contextmanager
+def tensorflow_blocked() -> Iterator[None]:
+    """While active, `import tensorflow` fails; mediapipe then falls back without it.
+
+    Only mediapipe's own import needs it, so the block is lifted afterwards and a process that
+    trains later (a test run, a notebook) can still import TensorFlow.
+    """
+    finder = _BlockTensorFlow()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 @dataclass(frozen=True)
@@ -86,8 +97,8 @@ def estimate(clip: str | os.PathLike, opts: HolisticOptions) -> Pose | Tombstone
     if dead is not None:
         return dead
     check_model(opts.model_complexity)
-    block_tensorflow()
-    from pose_format.utils.holistic import load_holistic
+    with tensorflow_blocked():
+        from pose_format.utils.holistic import load_holistic
 
     try:
         info = video.probe(clip, count_frames=False)
