@@ -1,0 +1,36 @@
+"""Training and evaluation of isolated-sign recognisers on signpose features.
+
+Public API (what the workflow scripts call):
+
+    TrainConfig, TrainConfig.from_dict(d)
+    train(train_items, val_items, stats_path, out_dir, cfg) -> dict
+    evaluate(out_dir, split_items, stats_path, cfg) -> dict
+    measure_throughput(train_items, stats_path, cfg, steps=20) -> dict
+    export_tflite(model, path) -> dict;  tflite_agreement(path, model, inputs) -> float
+
+Items are (npy_path, gloss) pairs. Only `config` is imported eagerly: the rest pulls in
+TensorFlow (seconds), which a Snakefile validating its config should not pay for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from signpose.training.config import TrainConfig
+
+_LAZY = {
+    "train": "signpose.training.fit",
+    "measure_throughput": "signpose.training.fit",
+    "evaluate": "signpose.training.evaluation",
+    "export_tflite": "signpose.training.tflite",
+    "tflite_agreement": "signpose.training.tflite",
+}
+
+__all__ = ["TrainConfig", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

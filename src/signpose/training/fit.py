@@ -1,0 +1,215 @@
+"""Training: the `train` entry point, its callbacks, and a throughput probe."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from signpose.files import atomic_path, write_text_atomic
+from signpose.training import data, pipeline, plots
+from signpose.training.config import TrainConfig
+from signpose.training.models import build_model, compile_model
+
+# Everything `train` writes into out_dir, for the workflow's output lists.
+MODEL_FILE = "model.keras"
+LABELS_FILE = "labels.json"
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "training_curves.png"
+SUMMARY_FILE = "train_summary.json"
+CONFIG_FILE = "train_config.json"
+TENSORBOARD_DIR = "tensorboard"
+_CHECKPOINT = Path("checkpoints") / "best.keras"
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TF; with `deterministic`, also make TF's kernels deterministic.
+
+    Op determinism is process-wide and cannot be switched off again; it makes CPU runs
+    repeatable bit for bit and costs some speed on GPU.
+    """
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _callbacks(out: Path, cfg: TrainConfig, has_val: bool) -> list[keras.callbacks.Callback]:
+    # Without validation data the only signal left is the training loss/accuracy.
+    loss_key, acc_key = ("val_loss", "val_accuracy") if has_val else ("loss", "accuracy")
+    return [
+        keras.callbacks.ModelCheckpoint(
+            out / _CHECKPOINT, monitor=acc_key, mode="max", save_best_only=True
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor=loss_key, patience=cfg.patience, restore_best_weights=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=loss_key, factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6
+        ),
+        keras.callbacks.CSVLogger(str(out / HISTORY_FILE)),
+        keras.callbacks.TensorBoard(log_dir=str(out / TENSORBOARD_DIR)),
+    ]
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    write_text_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+
+
+def _finalise_model(out: Path, model: keras.Model) -> None:
+    """Move the best checkpoint to model.keras (or save the last weights if none was kept)."""
+    best = out / _CHECKPOINT
+    with atomic_path(out / MODEL_FILE) as tmp:
+        if best.exists():
+            shutil.copyfile(best, tmp)
+        else:
+            model.save(tmp)
+    shutil.rmtree(best.parent, ignore_errors=True)
+
+
+def _best_epoch(history: dict[str, list[float]], key: str) -> tuple[int, float]:
+    values = history.get(key) or [float("nan")]
+    best = int(np.nanargmax(values)) if not np.all(np.isnan(values)) else 0
+    return best + 1, float(values[best])
+
+
+def train(
+    train_items: Sequence[data.Item],
+    val_items: Sequence[data.Item],
+    stats_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    cfg: TrainConfig | None = None,
+) -> dict[str, Any]:
+    """Train a recogniser on (npy_path, gloss) items and write it, with its logs, to out_dir.
+
+    Writes model.keras (best validation top-1), labels.json, history.csv, training_curves.png,
+    train_summary.json, train_config.json and tensorboard/. Validation items whose gloss is not
+    in the train split are excluded and counted; with no usable validation items, training
+    monitors its own loss and accuracy instead. Returns the summary written to
+    train_summary.json (n_train, n_val, n_classes, epochs, seconds, ...).
+    """
+    cfg = cfg or TrainConfig()
+    started = time.perf_counter()
+    seed_everything(cfg.seed, cfg.deterministic)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / TENSORBOARD_DIR, ignore_errors=True)
+
+    all_glosses = data.build_label_map(train_items)
+    stats = data.load_stats(stats_path, cfg.std_floor)
+    train_split = data.load_split(train_items, {g: i for i, g in enumerate(all_glosses)})
+    if len(train_split) == 0:
+        raise ValueError(f"no usable training items: {train_split.counts}")
+    labels = data.drop_unseen_classes(train_split, all_glosses)
+    val_split = data.load_split(val_items, {g: i for i, g in enumerate(labels)})
+    data.write_labels(out / LABELS_FILE, labels)
+    _write_json(out / CONFIG_FILE, cfg.to_dict())
+
+    steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
+    model = build_model(cfg, len(labels), steps_per_epoch)
+    compile_model(model, cfg, len(labels))
+    has_val = len(val_split) > 0
+    history = model.fit(
+        pipeline.train_dataset(train_split, stats, cfg),
+        validation_data=pipeline.eval_dataset(val_split, stats, cfg) if has_val else None,
+        epochs=cfg.epochs,
+        callbacks=_callbacks(out, cfg, has_val),
+        shuffle=False,  # the dataset shuffles itself, repeatably
+        verbose=2,
+    ).history
+    _finalise_model(out, model)
+    plots.training_curves(history, out / CURVES_FILE)
+
+    monitor = "val_accuracy" if has_val else "accuracy"
+    best_epoch, best_value = _best_epoch(history, monitor)
+    counts = data.class_counts(train_split, len(labels))
+    summary = {
+        "model_type": cfg.model_type,
+        "n_train": len(train_split),
+        "n_val": len(val_split),
+        "n_classes": len(labels),
+        "glosses_without_usable_train_items": sorted(set(all_glosses) - set(labels)),
+        "epochs": len(history.get("loss", [])),
+        "seconds": round(time.perf_counter() - started, 2),
+        "params": model.count_params(),
+        "monitor": monitor,
+        "best_epoch": best_epoch,
+        "best_value": best_value,
+        "train": data.describe(train_split),
+        "val": data.describe(val_split),
+        "train_class_counts": {g: int(n) for g, n in zip(labels, counts, strict=True)},
+    }
+    _write_json(out / SUMMARY_FILE, summary)
+    return summary
+
+
+def _fit_seconds_per_step(
+    model: keras.Model, ds: tf.data.Dataset, steps: int, repeats: int
+) -> float:
+    model.fit(ds, steps_per_epoch=2, epochs=1, shuffle=False, verbose=0)  # warm-up, tracing
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.fit(ds, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
+        times.append((time.perf_counter() - started) / steps)
+    return min(times)  # as timeit does: the least disturbed run is the best estimate
+
+
+def _input_seconds_per_step(ds: tf.data.Dataset, steps: int, repeats: int) -> float:
+    batches = iter(ds)
+    next(batches)  # warm-up: worker threads, first generator call
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(steps):
+            next(batches)
+        times.append((time.perf_counter() - started) / steps)
+    return min(times)  # as timeit does: the least disturbed run is the best estimate
+
+
+def measure_throughput(
+    train_items: Sequence[data.Item],
+    stats_path: str | os.PathLike,
+    cfg: TrainConfig | None = None,
+    steps: int = 20,
+    repeats: int = 3,
+) -> dict[str, float]:
+    """Steps/s of the input pipeline alone, of the model step alone, and of both together.
+
+    Each figure is the best of `repeats` runs of `steps` steps, after a warm-up. `data_share`
+    is the time to make one batch over the time of one full training step (what the pipeline
+    would cost if it ran serially); `stall_share` is the part of a full step spent beyond the
+    model's own step, i.e. what the overlapped pipeline really costs. The "model" figure runs
+    the same `fit` machinery on one ready batch, repeated.
+    """
+    cfg = cfg or TrainConfig()
+    seed_everything(cfg.seed, cfg.deterministic)
+    labels = data.build_label_map(train_items)
+    split = data.load_split(train_items, {g: i for i, g in enumerate(labels)})
+    stats = data.load_stats(stats_path, cfg.std_floor)
+    ds = pipeline.train_dataset(split, stats, cfg).repeat()
+    model = build_model(cfg, len(labels), math.ceil(len(split) / cfg.batch_size))
+    compile_model(model, cfg, len(labels))
+
+    input_s = _input_seconds_per_step(ds, steps, repeats)
+    ready = tf.data.Dataset.from_tensors(next(iter(ds))).repeat()
+    full_s = _fit_seconds_per_step(model, ds, steps, repeats)
+    model_s = _fit_seconds_per_step(model, ready, steps, repeats)
+    return {
+        "batch_size": cfg.batch_size,
+        "steps": steps,
+        "repeats": repeats,
+        "input_steps_per_s": 1 / input_s,
+        "model_steps_per_s": 1 / model_s,
+        "train_steps_per_s": 1 / full_s,
+        "data_share": input_s / full_s,
+        "stall_share": max(0.0, 1 - model_s / full_s),
+    }

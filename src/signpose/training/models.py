@@ -1,0 +1,244 @@
+"""The two recognisers, as Keras functional models over (seq_len, features) inputs.
+
+Inputs are normalised features with 0 wherever nothing was detected. Only trailing all-zero
+frames are masked (padding), never frames in the middle: cuDNN's LSTM rejects masks that are
+not right-padded, and a frame where the tracker lost the signer is itself information.
+Both models end in a softmax, so `predict` and the TFLite export give class probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+from signpose import layout
+from signpose.training.config import TrainConfig
+
+_PACKAGE = "signpose"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PaddingMask(layers.Layer):
+    """Pass inputs through; mask the trailing all-zero frames (the first frame is always kept).
+
+    Keeping the first frame means a clip with no detections at all is never fully masked,
+    which both cuDNN and masked pooling would reject or turn into NaN.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        # A new tensor (not `inputs` itself), so Keras attaches the mask to this output only.
+        return ops.where(ops.expand_dims(self.compute_mask(inputs), -1), inputs, 0.0)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        seen = ops.cast(ops.any(ops.not_equal(inputs, 0.0), axis=-1), "int32")
+        # A frame is real if it, or any frame after it, holds data.
+        after = ops.flip(ops.cumsum(ops.flip(seen, axis=1), axis=1), axis=1)
+        first = ops.expand_dims(ops.equal(ops.arange(ops.shape(inputs)[1]), 0), 0)
+        return ops.logical_or(ops.greater(after, 0), first)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MaskedDepthwiseConv1D(layers.Layer):
+    """Depthwise temporal convolution that does not read padded frames; causal if asked."""
+
+    def __init__(self, kernel_size: int, causal: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kernel_size, self.causal = kernel_size, causal
+        self.supports_masking = True
+        self.conv = layers.DepthwiseConv1D(
+            kernel_size, padding="valid" if causal else "same", use_bias=False
+        )
+
+    def build(self, input_shape) -> None:
+        steps = None if input_shape[1] is None else input_shape[1] + self._pad()
+        self.conv.build((input_shape[0], steps, input_shape[2]))
+
+    def _pad(self) -> int:
+        return self.kernel_size - 1 if self.causal else 0
+
+    def call(self, inputs, mask=None):
+        x = inputs
+        if mask is not None:
+            x = x * ops.expand_dims(ops.cast(mask, x.dtype), -1)
+        if self.causal:
+            x = ops.pad(x, [[0, 0], [self._pad(), 0], [0, 0]])
+        return self.conv(x)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "kernel_size": self.kernel_size, "causal": self.causal}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class EfficientChannelAttention(layers.Layer):
+    """ECA: gate channels by a 1-D conv over their (masked) time averages."""
+
+    def __init__(self, kernel_size: int = 5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kernel_size = kernel_size
+        self.supports_masking = True
+        self.conv = layers.Conv1D(1, kernel_size, padding="same", use_bias=False)
+
+    def build(self, input_shape) -> None:
+        self.conv.build((input_shape[0], input_shape[-1], 1))
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            pooled = ops.mean(inputs, axis=1)
+        else:
+            m = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+            pooled = ops.sum(inputs * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0)
+        gate = ops.sigmoid(ops.squeeze(self.conv(ops.expand_dims(pooled, -1)), -1))
+        return inputs * ops.expand_dims(gate, 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LateDropout(layers.Layer):
+    """Dropout that only starts after `start_step` training steps.
+
+    From the 2023 Kaggle ISLR winner: heavy dropout before the classifier helps generalisation
+    but slows early learning, so the model first learns without it.
+    """
+
+    def __init__(self, rate: float, start_step: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rate, self.start_step = rate, start_step
+        self.supports_masking = True
+        self.dropout = layers.Dropout(rate)
+
+    def build(self, input_shape) -> None:
+        self.step = self.add_weight(
+            shape=(), initializer="zeros", dtype="int64", trainable=False, name="step"
+        )
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0:
+            return inputs
+        active = ops.greater_equal(self.step, self.start_step)
+        self.step.assign_add(1)
+        return ops.where(active, self.dropout(inputs, training=True), inputs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "start_step": self.start_step}
+
+
+def _stochastic_depth(rate: float) -> layers.Layer:
+    # One draw per sample: drops the whole residual branch, as in the Kaggle winner.
+    return layers.Dropout(rate, noise_shape=(None, 1, 1))
+
+
+def _conv_block(x, dim: int, knobs: dict[str, Any]):
+    skip = x
+    x = layers.Dense(dim * knobs["expand"], activation="swish")(x)
+    x = MaskedDepthwiseConv1D(knobs["kernel_size"], causal=knobs["causal"])(x)
+    x = layers.BatchNormalization(momentum=0.95)(x)
+    if knobs["eca"]:
+        x = EfficientChannelAttention()(x)
+    x = layers.Dense(dim)(x)
+    x = _stochastic_depth(knobs["dropout"])(x)
+    return layers.Add()([x, skip])
+
+
+def _transformer_block(x, dim: int, knobs: dict[str, Any]):
+    skip = x
+    y = layers.BatchNormalization(momentum=0.95)(x)
+    y = layers.MultiHeadAttention(
+        knobs["heads"], key_dim=max(1, dim // knobs["heads"]), dropout=knobs["attn_dropout"]
+    )(y, y)
+    x = layers.Add()([skip, _stochastic_depth(knobs["dropout"])(y)])
+    skip = x
+    y = layers.BatchNormalization(momentum=0.95)(x)
+    y = layers.Dense(dim * knobs["expand"], activation="swish", use_bias=False)(y)
+    y = layers.Dense(dim, use_bias=False)(y)
+    return layers.Add()([skip, _stochastic_depth(knobs["dropout"])(y)])
+
+
+def build_transformer(
+    seq_len: int, n_classes: int, knobs: dict[str, Any], steps_per_epoch: int = 1
+) -> keras.Model:
+    """Conv1D + transformer hybrid after the 2023 Kaggle ISLR winner (hoyso48), from scratch."""
+    dim = knobs["dim"]
+    inputs = keras.Input((seq_len, layout.N_FEATURES), name="features")
+    x = PaddingMask()(inputs)
+    x = layers.Dense(dim, use_bias=False, name="stem")(x)
+    x = layers.BatchNormalization(momentum=0.95, name="stem_bn")(x)
+    for _ in range(knobs["depth"]):
+        for _ in range(knobs["conv_per_block"]):
+            x = _conv_block(x, dim, knobs)
+        x = _transformer_block(x, dim, knobs)
+    x = layers.Dense(dim * 2, name="top")(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    start = knobs["late_dropout_epoch"] * steps_per_epoch
+    x = LateDropout(knobs["late_dropout"], start_step=start)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name="transformer")
+
+
+def build_lstm(seq_len: int, n_classes: int, knobs: dict[str, Any]) -> keras.Model:
+    """Per-frame embedding ("static": hand shape, pose) + stacked LSTM ("dynamic": movement).
+
+    The head sees both the LSTM's final state and the masked mean of the frame embeddings, so
+    signs told apart by a held hand shape and signs told apart by motion share one model.
+    """
+    inputs = keras.Input((seq_len, layout.N_FEATURES), name="features")
+    x = PaddingMask()(inputs)
+    frames = layers.Dense(knobs["frame_dim"], activation="gelu", name="frame_embed")(x)
+    frames = layers.Dropout(knobs["dropout"])(frames)
+    static = layers.GlobalAveragePooling1D(name="static_pool")(frames)
+    x = frames
+    for i in range(knobs["layers"]):
+        last = i == knobs["layers"] - 1
+        x = layers.LSTM(knobs["units"], return_sequences=not last, name=f"lstm_{i}")(x)
+        x = layers.Dropout(knobs["dropout"])(x)
+    x = layers.Concatenate(name="static_dynamic")([x, static])
+    x = layers.Dense(knobs["units"], activation="gelu", name="head")(x)
+    x = layers.Dropout(knobs["dropout"])(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name="lstm")
+
+
+def build_model(cfg: TrainConfig, n_classes: int, steps_per_epoch: int = 1) -> keras.Model:
+    if cfg.model_type == "lstm":
+        return build_lstm(cfg.seq_len, n_classes, cfg.model)
+    return build_transformer(cfg.seq_len, n_classes, cfg.model, steps_per_epoch)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Sparse categorical crossentropy with label smoothing (Keras' sparse loss has none)."""
+
+    def __init__(self, n_classes: int, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_classes, self.label_smoothing = n_classes, label_smoothing
+
+    def call(self, y_true, y_pred):
+        one_hot = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.n_classes)
+        return keras.losses.categorical_crossentropy(
+            one_hot, y_pred, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = {"n_classes": self.n_classes, "label_smoothing": self.label_smoothing}
+        return {**super().get_config(), **cfg}
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig, n_classes: int) -> None:
+    loss: keras.losses.Loss = keras.losses.SparseCategoricalCrossentropy()
+    if cfg.label_smoothing > 0:
+        loss = SmoothedSparseCrossentropy(n_classes, cfg.label_smoothing)
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss=loss,
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, n_classes), name="top5"),
+        ],
+    )

@@ -1,0 +1,81 @@
+"""tf.data pipelines over in-memory splits, and a throughput probe for the input side.
+
+Training batches are built by NumPy (`data.make_batch`) inside `tf.numpy_function`, mapped in
+parallel and prefetched, so the next batches are prepared while the model steps. Each batch gets
+its own seed from a per-epoch plan, which keeps runs repeatable regardless of worker timing.
+Evaluation batches are deterministic, so they are computed once and cached.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from signpose import layout
+from signpose.training.config import TrainConfig
+from signpose.training.data import Split, Stats, make_batch
+
+
+class _EpochPlan:
+    """Callable generator factory: each call is one epoch of (batch indices, batch seed)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool) -> None:
+        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.epoch = 0
+
+    def __call__(self) -> Iterator[tuple[np.ndarray, np.int64]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        seeds = rng.integers(0, 2**62, size=math.ceil(self.n / self.batch_size))
+        for k, start in enumerate(range(0, self.n, self.batch_size)):
+            yield order[start : start + self.batch_size].astype(np.int64), np.int64(seeds[k])
+
+
+def _with_shapes(cfg: TrainConfig):
+    def set_shapes(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x.set_shape([None, cfg.seq_len, layout.N_FEATURES])
+        y.set_shape([None])
+        return x, y
+
+    return set_shapes
+
+
+def train_dataset(split: Split, stats: Stats, cfg: TrainConfig) -> tf.data.Dataset:
+    """Shuffled, (when enabled) freshly augmented batches every epoch."""
+    augmenting = bool(cfg.augment["enabled"])
+
+    def build(idx: np.ndarray, seed: np.int64) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(int(seed)) if augmenting else None
+        return make_batch(split, idx, stats, cfg, rng), split.labels[idx]
+
+    plan = _EpochPlan(len(split), cfg.batch_size, cfg.seed, shuffle=True)
+    signature = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64))
+    ds = tf.data.Dataset.from_generator(plan, output_signature=signature)
+    ds = ds.map(
+        lambda idx, seed: tf.numpy_function(build, [idx, seed], (tf.float32, tf.int32)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    ds = ds.map(_with_shapes(cfg)).apply(
+        tf.data.experimental.assert_cardinality(math.ceil(len(split) / cfg.batch_size))
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(split: Split, stats: Stats, cfg: TrainConfig) -> tf.data.Dataset:
+    """Un-augmented batches in split order, computed on first use and then cached."""
+
+    def build(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return make_batch(split, idx, stats, cfg), split.labels[idx]
+
+    ds = tf.data.Dataset.range(len(split)).batch(cfg.batch_size)
+    ds = ds.map(
+        lambda idx: tf.numpy_function(build, [idx], (tf.float32, tf.int32)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return ds.map(_with_shapes(cfg)).cache().prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,412 @@
+"""signpose.training on a synthetic feature set with a planted class signal (no mocks).
+
+Each of 8 classes is a distinct path of the right hand (Lissajous figures), with noise, lost
+hands and lost frames, clips of 20-80 frames, and face z columns that are never detected (so
+the stats have NaN to guard). The slow tests train real models on it for a few CPU seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from signpose import layout, tombstone
+from signpose.training import TrainConfig, augment, data
+
+CLASSES = [f"sign{k}" for k in range(8)]
+# (x frequency, y frequency, x phase, y phase) of each class's right-hand path.
+PATHS = [
+    (1, 1, 0.0, 0.0),
+    (1, 1, np.pi, 0.0),
+    (1, 2, 0.0, 0.0),
+    (2, 1, 0.0, 0.0),
+    (0, 1, 0.5, 0.0),
+    (1, 0, 0.0, 0.5),
+    (2, 2, 0.0, np.pi / 2),
+    (1, 3, 0.0, 0.0),
+]
+UNKNOWN = "never_in_train"
+GHOST = "only_dead_in_train"
+PER_SPLIT = {"train": 24, "val": 6, "test": 8}
+N_NEVER = {"val": 3, "test": 4}  # items of a gloss absent from train
+N_UNKNOWN = {"val": 3, "test": 4 + 1}  # + the GHOST test item
+
+SMALL_MODELS = {
+    "lstm": {"frame_dim": 64, "units": 64, "layers": 1, "dropout": 0.1},
+    "transformer": {
+        "dim": 64,
+        "depth": 1,
+        "conv_per_block": 2,
+        "heads": 4,
+        "kernel_size": 9,
+        "dropout": 0.1,
+        "attn_dropout": 0.1,
+        "late_dropout": 0.3,
+        "late_dropout_epoch": 5,
+    },
+}
+
+TIMINGS: dict[str, float] = {}
+
+
+def small_config(model_type: str = "lstm", **overrides) -> TrainConfig:
+    base = dict(
+        model_type=model_type,
+        batch_size=16,
+        epochs=30,
+        patience=10,
+        learning_rate=3e-3,
+        model=SMALL_MODELS[model_type],
+    )
+    return TrainConfig(**(base | overrides))
+
+
+def synthetic_clip(rng: np.random.Generator, k: int, shapes: dict[str, np.ndarray]) -> np.ndarray:
+    n = int(rng.integers(20, 81))
+    t = np.linspace(0, 1, n)[:, None]
+    fx, fy, px, py = PATHS[k]
+    amp = rng.uniform(0.8, 1.2)
+    x = np.empty((n, layout.N_FEATURES))
+    x[:, layout.POSE] = shapes["pose"] + rng.normal(0, 0.02, (n, 132))
+    right = shapes["hand"] + rng.normal(0, 0.02, (n, 63))
+    right[:, 0::3] += 0.4 * amp * np.sin(2 * np.pi * fx * t + px) + 0.3
+    right[:, 1::3] += 0.4 * amp * np.cos(2 * np.pi * fy * t + py)
+    x[:, layout.RIGHT_HAND] = right
+    left = shapes["hand"] + rng.normal(0, 0.02, (n, 63))
+    left[:, 0::3] -= 0.5
+    left[:, 1::3] += 1.0  # resting by the hip
+    x[:, layout.LEFT_HAND] = left
+    x[:, layout.FACE] = shapes["face"] + rng.normal(0, 0.01, (n, 282))
+    x[:, layout.FACE.start + 2 :: 3] = np.nan  # face z: never detected anywhere
+    x[rng.random(n) < 0.1, layout.RIGHT_HAND] = np.nan
+    x[rng.random(n) < 0.5, layout.LEFT_HAND] = np.nan
+    x[rng.random(n) < 0.03] = np.nan  # the tracker lost the signer
+    return x.astype(np.float32)
+
+
+def write_synthetic(root: Path, seed: int = 1) -> tuple[dict[str, list[tuple[str, str]]], Path]:
+    rng = np.random.default_rng(seed)
+    shapes = {
+        "pose": rng.normal(0, 0.5, 132),
+        "hand": rng.normal(0, 0.05, 63),
+        "face": rng.normal(0, 0.1, 282) + np.tile([0.0, -1.0, 0.0], 94),
+    }
+    splits: dict[str, list[tuple[str, str]]] = {}
+    for split, n in PER_SPLIT.items():
+        (root / split).mkdir(parents=True)
+        splits[split] = []
+        for k, gloss in enumerate(CLASSES):
+            for i in range(n):
+                path = root / split / f"{gloss}_{i}.npy"
+                np.save(path, synthetic_clip(rng, k, shapes))
+                splits[split].append((str(path), gloss))
+    for split, n in N_NEVER.items():
+        for i in range(n):
+            path = root / split / f"unknown_{i}.npy"
+            np.save(path, synthetic_clip(rng, i, shapes))
+            splits[split].append((str(path), UNKNOWN))
+    dead = root / "test" / "dead.npy"
+    tombstone.write(dead, tombstone.Tombstone("download", "http_404"))
+    splits["test"].append((str(dead), CLASSES[0]))
+    # A gloss whose only train instance is dead is no class; its test items count as unknown.
+    dead = root / "train" / "ghost.npy"
+    tombstone.write(dead, tombstone.Tombstone("features", "no_frames"))
+    splits["train"].append((str(dead), GHOST))
+    np.save(root / "test" / "ghost.npy", synthetic_clip(rng, 0, shapes))
+    splits["test"].append((str(root / "test" / "ghost.npy"), GHOST))
+
+    frames = np.concatenate([np.load(p) for p, g in splits["train"] if g != GHOST])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: that is the point
+        mean, std = np.nanmean(frames, axis=0), np.nanstd(frames, axis=0)
+    np.savez(root / "global_stats.npz", mean=mean, std=std)
+    return splits, root / "global_stats.npz"
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    return write_synthetic(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_timings():
+    yield
+    if TIMINGS:
+        print("\ntraining test timings (s):", json.dumps(TIMINGS))
+
+
+def timed(name: str):
+    class _Timer:
+        def __enter__(self):
+            self.start = time.perf_counter()
+
+        def __exit__(self, *exc):
+            TIMINGS[name] = round(time.perf_counter() - self.start, 1)
+
+    return _Timer()
+
+
+def read_history(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- fast unit tests ---------------------------------------------------------------------
+
+
+def test_resample_interpolates_linearly_and_keeps_endpoints():
+    seq = np.tile(np.arange(5, dtype=np.float32)[:, None], (1, layout.N_FEATURES))
+    out = data.resample(seq, 9)
+    assert out.shape == (9, layout.N_FEATURES)
+    np.testing.assert_allclose(out[:, 0], np.linspace(0, 4, 9))
+    np.testing.assert_allclose(data.resample(seq, 3)[:, 7], [0, 2, 4])
+    single = data.resample(seq[:1], 4)
+    np.testing.assert_allclose(single, np.zeros((4, layout.N_FEATURES)))
+
+
+def test_resample_does_not_spread_a_lost_frame():
+    seq = np.tile(np.arange(4, dtype=np.float32)[:, None], (1, layout.N_FEATURES))
+    seq[2] = np.nan
+    out = data.resample(seq, 7)  # samples at 0, .5, 1, 1.5, 2, 2.5, 3
+    np.testing.assert_allclose(out[:, 0], [0, 0.5, 1, np.nan, np.nan, 3, 3])
+
+
+def test_crop_pad_centre_crops_and_pads_at_the_end():
+    seq = np.tile(np.arange(10, dtype=np.float32)[:, None], (1, layout.N_FEATURES))
+    np.testing.assert_array_equal(data.crop_pad(seq, 4)[:, 0], [3, 4, 5, 6])
+    padded = data.crop_pad(seq, 13)
+    np.testing.assert_array_equal(padded[:10, 0], np.arange(10))
+    assert np.isnan(padded[10:]).all()
+
+
+def test_mirror_negates_x_swaps_sides_and_is_an_involution():
+    rng = np.random.default_rng(0)
+    row = rng.normal(size=(1, layout.N_FEATURES)).astype(np.float32)
+    flipped = augment.mirror(row)
+    left, right = layout.LEFT_HAND, layout.RIGHT_HAND
+    np.testing.assert_array_equal(flipped[0, right][1::3], row[0, left][1::3])  # y kept
+    np.testing.assert_array_equal(flipped[0, right][0::3], -row[0, left][0::3])  # x negated
+    l_wrist, r_wrist = 15 * 4, 16 * 4
+    np.testing.assert_array_equal(flipped[0, l_wrist : l_wrist + 4] * [-1, 1, 1, 1],
+                                  row[0, r_wrist : r_wrist + 4])  # fmt: skip
+    np.testing.assert_array_equal(augment.mirror(flipped), row)
+
+
+def test_affine_rotates_about_the_torso_centre_and_keeps_nan():
+    x = np.zeros((1, 2, layout.N_FEATURES), dtype=np.float32)
+    xi, yi, _ = augment.coordinate_columns()
+    x[..., xi] = 1.0
+    x[:, 1, layout.RIGHT_HAND] = np.nan
+    augment.random_affine(x, np.random.default_rng(0), rotate_deg=30, scale=0, shift=0)
+    radius = np.hypot(x[0, 0, xi], x[0, 0, yi])
+    np.testing.assert_allclose(radius, 1.0, rtol=1e-5)
+    assert np.isnan(x[0, 1, layout.RIGHT_HAND]).all()
+    assert not np.isnan(x[0, 1, layout.LEFT_HAND]).any()
+
+
+def test_config_rejects_unknown_keys_and_coerces_yaml_strings():
+    with pytest.raises(ValueError, match="unknown training config key"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ValueError, match="unknown augment key"):
+        TrainConfig.from_dict({"augment": {"flip": 0.5}})
+    with pytest.raises(ValueError, match=r"unknown model \(transformer\) key"):
+        TrainConfig.from_dict({"model_type": "transformer", "model": {"units": 8}})
+    with pytest.raises(ValueError, match="length_mode"):
+        TrainConfig.from_dict({"length_mode": "stretch"})
+    cfg = TrainConfig.from_dict({"learning_rate": "1e-3", "augment": {"mirror_prob": 0}})
+    assert cfg.learning_rate == 1e-3 and cfg.augment["rotate_deg"] > 0
+    assert cfg.model["layers"] >= 1  # defaults of the lstm filled in
+
+
+def test_split_loading_counts_unknown_glosses_and_tombstones(synthetic):
+    splits, stats_path = synthetic
+    glosses = data.build_label_map(splits["train"])
+    assert glosses == sorted([*CLASSES, GHOST])
+    train = data.load_split(splits["train"], {g: i for i, g in enumerate(glosses)})
+    assert train.counts["n_skipped_tombstone"] == 1
+    labels = data.drop_unseen_classes(train, glosses)
+    assert labels == CLASSES and sorted(set(train.labels)) == list(range(len(CLASSES)))
+    index = {g: i for i, g in enumerate(labels)}
+    test = data.load_split(splits["test"], index)
+    assert len(test) == PER_SPLIT["test"] * len(CLASSES)
+    assert test.counts["n_excluded_unknown_gloss"] == N_UNKNOWN["test"]
+    assert test.counts["n_skipped_tombstone"] == 1
+
+    stats = data.load_stats(stats_path)
+    assert np.isfinite(stats.mean).all() and np.isfinite(stats.inv_std).all()
+    cfg = TrainConfig()
+    batch = data.make_batch(test, np.arange(8), stats, cfg, np.random.default_rng(3))
+    again = data.make_batch(test, np.arange(8), stats, cfg, np.random.default_rng(3))
+    assert batch.shape == (8, cfg.seq_len, layout.N_FEATURES)
+    assert np.isfinite(batch).all()
+    np.testing.assert_array_equal(batch, again)  # a batch is a function of its seed
+
+
+def test_confusion_matrix_keeps_the_most_frequent_classes(tmp_path):
+    from signpose.training import plots
+
+    rng = np.random.default_rng(0)
+    labels = [f"g{i}" for i in range(50)]
+    y_true = np.concatenate([np.full(40 - i, i) for i in range(40)])  # g0 most frequent
+    y_pred = np.where(rng.random(len(y_true)) < 0.7, y_true, rng.integers(0, 50, len(y_true)))
+    shown = plots.confusion_matrix(y_true, y_pred, labels, tmp_path / "cm.png", top_n=10)
+    assert shown == labels[:10]
+    assert (tmp_path / "cm.png").stat().st_size > 0
+
+
+def test_split_metrics_top_k_and_majority_baseline():
+    from signpose.training.evaluation import split_metrics
+
+    probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1]])
+    y = np.array([0, 1, 2, 1])
+    m = split_metrics(y, probs, ["a", "b", "c"], majority=1)
+    assert m["top1"] == 0.5 and m["top5"] == 1.0  # top-k with k = min(5, 3)
+    assert m["majority_baseline_top1"] == 0.5
+    assert m["per_class"] == {"a": {"n": 1, "top1": 1.0}, "b": {"n": 2, "top1": 0.5},
+                              "c": {"n": 1, "top1": 0.0}}  # fmt: skip
+    assert m["mean_per_class_top1"] == 0.5
+
+
+def test_padding_mask_masks_only_trailing_empty_frames():
+    from signpose.training.models import PaddingMask
+
+    x = np.ones((3, 6, layout.N_FEATURES), dtype=np.float32)
+    x[0, 4:] = 0  # padding
+    x[1, 2] = 0  # a lost frame in the middle stays unmasked (cuDNN needs right padding)
+    x[2] = 0  # nothing detected at all: keep one frame so nothing is fully masked
+    mask = np.asarray(PaddingMask().compute_mask(x))
+    assert mask.tolist() == [
+        [True] * 4 + [False] * 2,
+        [True] * 6,
+        [True] + [False] * 5,
+    ]
+
+
+# --- training (slow) ---------------------------------------------------------------------
+
+
+def _train_and_evaluate(model_type, synthetic, out: Path, **overrides) -> tuple[dict, dict]:
+    splits, stats_path = synthetic
+    from signpose.training import evaluate, train
+
+    cfg = small_config(model_type, **overrides)
+    with timed(f"{model_type}_train"):
+        summary = train(splits["train"], splits["val"], stats_path, out, cfg)
+    with timed(f"{model_type}_evaluate"):
+        metrics = evaluate(out, {"val": splits["val"], "test": splits["test"]}, stats_path, cfg)
+    return summary, metrics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_type", ["lstm", "transformer"])
+def test_model_learns_the_planted_signal_and_exports(model_type, synthetic, tmp_path):
+    summary, metrics = _train_and_evaluate(model_type, synthetic, tmp_path)
+    test = metrics["splits"]["test"]
+    print(f"\n{model_type}: {summary['epochs']} epochs in {summary['seconds']} s;",
+          f"test top1 {test['top1']:.3f} top5 {test['top5']:.3f};",
+          f"tflite agreement {metrics['tflite']['agreement']:.3f}")  # fmt: skip
+
+    assert test["top1"] >= 0.95
+    assert metrics["splits"]["val"]["top1"] >= 0.9
+    assert test["n_evaluated"] == PER_SPLIT["test"] * len(CLASSES)
+    assert test["n_excluded_unknown_gloss"] == N_UNKNOWN["test"]
+    assert test["n_skipped_tombstone"] == 1
+    assert metrics["splits"]["val"]["n_excluded_unknown_gloss"] == N_UNKNOWN["val"]
+    assert test["majority_baseline_top1"] == pytest.approx(1 / len(CLASSES))
+    assert set(test["per_class"]) == set(CLASSES)
+    assert metrics["tflite"]["agreement"] >= 0.99
+    assert metrics["tflite"]["ops"] == "builtins"  # runs without the Flex delegate
+
+    assert summary["n_train"] == PER_SPLIT["train"] * len(CLASSES)
+    assert summary["n_val"] == PER_SPLIT["val"] * len(CLASSES)
+    assert summary["n_classes"] == len(CLASSES)
+    assert summary["glosses_without_usable_train_items"] == [GHOST]
+    assert summary["val"]["n_excluded_unknown_gloss"] == N_UNKNOWN["val"]
+    for name in ("model.keras", "labels.json", "history.csv", "training_curves.png",
+                 "metrics.json", "confusion_matrix.png", "model.tflite"):  # fmt: skip
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert json.loads((tmp_path / "labels.json").read_text()) == CLASSES
+    assert json.loads((tmp_path / "metrics.json").read_text())["splits"]["test"]["top1"] >= 0.95
+    history = read_history(tmp_path / "history.csv")
+    assert len(history) == summary["epochs"]
+    assert {"loss", "accuracy", "top5", "val_loss", "val_accuracy"} <= set(history[0])
+
+
+@pytest.mark.slow
+def test_shuffled_labels_stay_near_chance(synthetic, tmp_path):
+    splits, stats_path = synthetic
+    rng = np.random.default_rng(7)
+    real = [(p, g) for p, g in splits["train"] if g != GHOST]
+    glosses = rng.permutation([g for _, g in real])
+    shuffled = [(p, g) for (p, _), g in zip(real, glosses, strict=True)]
+    from signpose.training import evaluate, train
+
+    cfg = small_config("lstm", tflite=False)
+    with timed("shuffled_train_evaluate"):
+        train(shuffled, splits["val"], stats_path, tmp_path, cfg)
+        metrics = evaluate(tmp_path, {"test": splits["test"]}, stats_path, cfg)
+    top1 = metrics["splits"]["test"]["top1"]
+    print(f"\nshuffled labels: test top1 {top1:.3f} (chance {1 / len(CLASSES):.3f})")
+    assert top1 < 3 / len(CLASSES)
+    assert not (tmp_path / "model.tflite").exists()
+
+
+@pytest.mark.slow
+def test_same_seed_same_history(synthetic, tmp_path):
+    splits, stats_path = synthetic
+    from signpose.training import train
+
+    cfg = small_config("transformer", epochs=3)
+    with timed("repeat_runs"):
+        runs = [
+            train(splits["train"], splits["val"], stats_path, tmp_path / f"run{i}", cfg)
+            for i in range(2)
+        ]
+    first, second = (read_history(tmp_path / f"run{i}" / "history.csv") for i in range(2))
+    assert len(first) == 3 and first == second
+    assert runs[0]["best_value"] == runs[1]["best_value"]
+
+
+@pytest.mark.slow
+def test_without_validation_data_training_monitors_itself(synthetic, tmp_path):
+    splits, stats_path = synthetic
+    from signpose.training import evaluate, train
+
+    cfg = small_config("lstm", epochs=2, length_mode="crop_pad", tflite=False)
+    only_unknown = [(p, g) for p, g in splits["val"] if g == UNKNOWN]
+    with timed("no_val"):
+        summary = train(splits["train"], only_unknown, stats_path, tmp_path, cfg)
+        metrics = evaluate(tmp_path, {"val": only_unknown, "test": []}, stats_path, cfg)
+    assert summary["n_val"] == 0 and summary["monitor"] == "accuracy"
+    assert summary["epochs"] == 2 and (tmp_path / "model.keras").exists()
+    # Keras' CSVLogger keeps val_* columns, filled with NA, when there is no validation.
+    assert all(row.get("val_loss", "NA") == "NA" for row in read_history(tmp_path / "history.csv"))
+    val = metrics["splits"]["val"]
+    assert val["n_evaluated"] == 0 and val["top1"] is None
+    assert val["n_excluded_unknown_gloss"] == N_UNKNOWN["val"]
+    assert (tmp_path / "confusion_matrix.png").exists()  # a placeholder: outputs always exist
+    assert "confusion_matrix" not in metrics
+    with pytest.raises(ValueError, match="length_mode"):
+        evaluate(tmp_path, {"test": splits["test"]}, stats_path, small_config("lstm"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_type", ["lstm", "transformer"])
+def test_input_pipeline_throughput(model_type, synthetic):
+    splits, stats_path = synthetic
+    from signpose.training import measure_throughput
+
+    cfg = small_config(model_type, batch_size=32)
+    with timed(f"throughput_{model_type}"):
+        figures = measure_throughput(splits["train"], stats_path, cfg, steps=30)
+    print(f"\n{model_type} throughput:", json.dumps({k: round(v, 3) for k, v in figures.items()}))
+    for key in ("input_steps_per_s", "model_steps_per_s", "train_steps_per_s"):
+        assert math.isfinite(figures[key]) and figures[key] > 0
+    assert figures["data_share"] > 0
