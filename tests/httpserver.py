@@ -104,35 +104,28 @@ def _stall_before_headers(h: Handler, s: MisbehavingServer) -> None:
     h.send_body(s.media.mp4, "video/mp4")
 
 
-def _stall_mid_body(h: Handler, s: MisbehavingServer) -> None:
-    body = s.media.mp4
+def _send_half(h: Handler, body: bytes, claimed_length: int) -> None:
+    """Announce `claimed_length` bytes of video, then send only the first half of `body`."""
     h.send_response(200)
     h.send_header("Content-Type", "video/mp4")
-    h.send_header("Content-Length", str(len(body)))
+    h.send_header("Content-Length", str(claimed_length))
     h.end_headers()
     h.wfile.write(body[: len(body) // 2])
     h.wfile.flush()
+
+
+def _stall_mid_body(h: Handler, s: MisbehavingServer) -> None:
+    _send_half(h, s.media.mp4, len(s.media.mp4))
     time.sleep(s.media.stall_s)
 
 
 def _truncated(h: Handler, s: MisbehavingServer) -> None:
-    body = s.media.mp4
-    h.send_response(200)
-    h.send_header("Content-Type", "video/mp4")
-    h.send_header("Content-Length", str(len(body) + 100_000))
-    h.end_headers()
-    h.wfile.write(body[: len(body) // 2])
+    _send_half(h, s.media.mp4, len(s.media.mp4) + 100_000)
     h.close_connection = True
 
 
 def _reset(h: Handler, s: MisbehavingServer) -> None:
-    body = s.media.mp4
-    h.send_response(200)
-    h.send_header("Content-Type", "video/mp4")
-    h.send_header("Content-Length", str(len(body)))
-    h.end_headers()
-    h.wfile.write(body[: len(body) // 2])
-    h.wfile.flush()
+    _send_half(h, s.media.mp4, len(s.media.mp4))
     # linger 0 turns close() into a TCP reset: the connection drops mid-file
     h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     h.connection.close()
