@@ -14,7 +14,6 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
-include: "workflow/rules/clips.smk"
 include: "workflow/rules/poses.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/tables.smk"
@@ -32,5 +31,6 @@ rule all:
         res("tables/funnel.csv"),
         res("stats/global_stats.npz"),
         res("model/metrics.json"),
+        res("report/dataset.html"),
         res("report/qc.png"),
         res("report/skeletons.png"),

@@ -28,16 +28,21 @@ class Media:
     """Bytes the server hands out, made once per test session by a fixture."""
 
     mp4: bytes
-    webm: bytes
-    mov: bytes
-    swf: bytes
-    noise: bytes
+    webm: bytes = b""
+    mov: bytes = b""
+    swf: bytes = b""
+    noise: bytes = b""
+    # served at /files/<name>: distinct videos, as distinct sources of a dataset would be
+    files: dict[str, bytes] = field(default_factory=dict)
     stall_s: float = 3.0  # longer than the timeout the tests configure
+    slow_s: float = 1.0  # /slow.mp4 waits this long, so that parallel downloads overlap
     huge_bytes: int = 50 * 1024 * 1024
     # keyed by the unquoted request target (path and query), so a fresh query string is a
     # fresh counter
     hits: collections.Counter[str] = field(default_factory=collections.Counter)
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    active: int = 0  # requests being answered right now
+    max_active: int = 0  # the most requests answered at once: what caps on parallelism bound
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -52,10 +57,16 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             media.hits[target] += 1
             media.seen.append((target, dict(self.headers.items())))
+            media.active += 1
+            media.max_active = max(media.max_active, media.active)
         route = self.server.route_for(path)
-        # the client giving up first is something several tests provoke on purpose
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            route(self, self.server)
+        try:
+            # the client giving up first is something several tests provoke on purpose
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                route(self, self.server)
+        finally:
+            with self.server.lock:
+                media.active -= 1
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # keep pytest output clean
@@ -132,6 +143,31 @@ def _reset(h: Handler, s: MisbehavingServer) -> None:
     h.close_connection = True
 
 
+def _drop_twice(h: Handler, s: MisbehavingServer) -> None:
+    """Drop the connection mid-file on the first two requests to this path, then serve.
+
+    Two, because yt-dlp first probes the URL and reads only the headers of its answer: the
+    drop is noticed on the second request, the download proper.
+    """
+    if s.media.hits[unquote(h.path)] <= 2:
+        _reset(h, s)
+    else:
+        h.send_body(s.media.mp4, "video/mp4")
+
+
+def _slow(h: Handler, s: MisbehavingServer) -> None:
+    time.sleep(s.media.slow_s)
+    h.send_body(s.media.mp4, "video/mp4")
+
+
+def _file(h: Handler, s: MisbehavingServer) -> None:
+    name = urlsplit(unquote(h.path)).path.removeprefix("/files/")
+    if name in s.media.files:
+        h.send_body(s.media.files[name], "video/mp4")
+    else:
+        h.send_status(404)
+
+
 _PAGE = b"<!DOCTYPE html><html><head><title>Sign</title></head><body>gone</body></html>"
 
 
@@ -189,6 +225,8 @@ ROUTES: dict[str, Route] = {
     "/always503.mp4": _status(503),
     "/flaky429.mp4": _fail_first(429),
     "/flaky503.mp4": _fail_first(503),
+    "/drop-then-ok.mp4": _drop_twice,
+    "/slow.mp4": _slow,
     "/stall-headers.mp4": _stall_before_headers,
     "/stall-body.mp4": _stall_mid_body,
     "/truncated.mp4": _truncated,
@@ -206,6 +244,11 @@ ROUTES: dict[str, Route] = {
 }
 
 
+def request_target(url: str) -> str:
+    """The path and query of one of the server's URLs: what `Media.hits` counts by."""
+    return "/" + url.split("/", 3)[3]
+
+
 class MisbehavingServer(ThreadingHTTPServer):
     daemon_threads = True  # stalled handlers must not keep the test process alive
     block_on_close = False
@@ -221,6 +264,8 @@ class MisbehavingServer(ThreadingHTTPServer):
     def route_for(self, path: str) -> Route:
         if path.startswith("/redirect/"):
             return _redirect_chain
+        if path.startswith("/files/"):
+            return _file
         return ROUTES.get(path, _status(404))
 
     def url(self, path: str) -> str:

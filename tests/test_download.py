@@ -444,6 +444,31 @@ def test_options_defaults_and_config() -> None:
     assert opts.headers_for("notaslpro.com") == {}
 
 
+def test_workflow_options_leave_out_what_steers_snakemake(tmp_path: Path) -> None:
+    config = {
+        "download": {"timeout_s": 5, "retries": 3, "backoff_s": 30, "max_parallel": 4,
+                     "retry_reasons": ["http_403"]},
+        "dataset": {"metadata": str(tmp_path / "meta" / "WLASL.json"), "allow_local_files": True},
+    }  # fmt: skip
+    opts = DownloadOptions.from_config(download.workflow_options(config))
+    local_root = tmp_path / "meta"
+    assert opts == DownloadOptions(timeout_s=5, allow_local_files=True, local_root=local_root)
+
+
+def test_remove_tombstones_deletes_only_the_chosen_reasons(media_dir: Path, tmp_path: Path) -> None:
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    good = sources / "good.mp4"
+    good.write_bytes((media_dir / "clip.mp4").read_bytes())
+    for name, reason in (("forbidden", "http_403"), ("gone", "http_404")):
+        tombstone.write(sources / f"{name}.mp4", tombstone.Tombstone("download", reason))
+    assert download.remove_tombstones(sources, ["http_403"]) == [sources / "forbidden.mp4"]
+    assert sorted(os.listdir(sources)) == ["gone.mp4", "good.mp4"]
+    assert good.read_bytes() == (media_dir / "clip.mp4").read_bytes()
+    with pytest.raises(ValueError, match="retry_reasons is empty"):
+        download.remove_tombstones(sources, [])
+
+
 def test_more_specific_header_suffix_wins() -> None:
     opts = DownloadOptions(
         headers={"example.org": {"A": "1", "B": "1"}, "v.example.org": {"B": "2"}}

@@ -8,6 +8,7 @@ from signpose import layout
 from signpose.features import (
     FeatureOptions,
     Parts,
+    PoseFileError,
     QCThresholds,
     ema,
     extract,
@@ -16,6 +17,7 @@ from signpose.features import (
     nonempty_span,
     trim,
 )
+from signpose.jobs import features_job
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"
 
@@ -91,3 +93,51 @@ def test_real_pose_features_and_qc(real_pose):
     assert qc["status"] == "kept" and qc["failed"] == []
     strict = FeatureOptions(qc=QCThresholds(min_frames=100))
     assert extract(real_pose, strict)[1]["status"] == "low_quality"
+
+
+def assert_named_and_nothing_written(pose_path, problem: str) -> None:
+    """The features job refuses `pose_path` with one line naming it; no .npy or QC appears."""
+    out = pose_path.parent / "out"
+    with pytest.raises(PoseFileError) as err:
+        features_job(str(pose_path), str(out / "x.npy"), str(out / "x.json"), "x", {})
+    message = str(err.value)
+    assert message.startswith(f"{pose_path}: ") and problem in message and "\n" not in message
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+@needs(VIDEO)
+@pytest.mark.parametrize("keep", [0, 100, 0.5, -1])
+def test_a_pose_file_cut_short_is_named(tmp_path, real_pose, keep):
+    whole = tmp_path / "whole.pose"
+    with open(whole, "wb") as f:
+        real_pose.write(f)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.pose"
+    cut.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
+    assert_named_and_nothing_written(cut, "not a complete pose-format file")
+
+
+@needs(VIDEO)
+def test_a_pose_without_the_face_is_named(tmp_path, real_pose):
+    path = tmp_path / "noface.pose"
+    other = real_pose.get_components(["POSE_LANDMARKS", "LEFT_HAND_LANDMARKS",
+                                      "RIGHT_HAND_LANDMARKS"])  # fmt: skip
+    with open(path, "wb") as f:
+        other.write(f)
+    assert_named_and_nothing_written(path, "component FACE_LANDMARKS missing")
+
+
+def test_an_openpose_file_is_named(tmp_path):
+    from pose_format import Pose
+    from pose_format.numpy.pose_body import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
+    from pose_format.utils.openpose import OpenPose_Components
+
+    points = sum(len(c.points) for c in OpenPose_Components)
+    body = NumPyPoseBody(fps=25, data=np.ones((5, 1, points, 2), np.float32),
+                         confidence=np.ones((5, 1, points), np.float32))  # fmt: skip
+    header = PoseHeader(0.2, PoseHeaderDimensions(640, 480, 0), OpenPose_Components)
+    path = tmp_path / "openpose.pose"
+    with open(path, "wb") as f:
+        Pose(header, body).write(f)
+    assert_named_and_nothing_written(path, "component POSE_LANDMARKS missing")

@@ -91,6 +91,32 @@ def with_(**changes):
         (wlasl(GOOD, gloss="x" * 10_000_000), "'gloss'"),
         (wlasl({k: v for k, v in GOOD.items() if k != "url"}), "'url'"),
         ([{"gloss": "a"}], "'instances'"),
+        # JSON's NaN and Infinity literals, wrong types, ids that are paths, hostile strings
+        (wlasl(with_(fps=float("nan"))), "'fps'"),
+        (wlasl(with_(fps=float("inf"))), "'fps'"),
+        (wlasl(with_(fps=True)), "'fps'"),
+        (wlasl(with_(frame_start=1.5)), "'frame_start'"),
+        (wlasl(with_(frame_end="-1")), "'frame_end'"),
+        (wlasl(with_(split=None)), "'split'"),
+        (wlasl(with_(video_id=1)), "'video_id'"),
+        (wlasl(with_(video_id="a/b")), "'video_id'"),
+        (wlasl(with_(video_id="..")), "'video_id'"),
+        (wlasl(with_(video_id="$(touch pwned)")), "'video_id'"),
+        (wlasl(with_(url=123)), "'url'"),
+        (wlasl(with_(url="https://example.org/" + "a" * 10_000_000)), "'url'"),
+        (wlasl(with_(url="https://example.org/\ud800.mp4")), "'url'"),
+        (wlasl(with_(bbox=[1, 2, float("inf"), 4])), "'bbox'"),
+        (wlasl(with_(bbox=[50, 50, 10, 10])), "'bbox'"),
+        (wlasl(with_(signer_id="\udcff")), "'signer_id'"),
+        (wlasl(GOOD, gloss="a\x00b"), "'gloss'"),
+        (wlasl(GOOD, gloss=" "), "'gloss'"),
+        (wlasl(GOOD, gloss=7), "'gloss'"),
+        (wlasl(GOOD, gloss="lone \ud800 surrogate"), "'gloss'"),
+        (wlasl({k: v for k, v in GOOD.items() if k != "video_id"}), "'video_id'"),
+        (wlasl({k: v for k, v in GOOD.items() if k != "split"}), "'split'"),
+        (wlasl({k: v for k, v in GOOD.items() if k != "frame_start"}), "'frame_start'"),
+        (wlasl("not a record"), "not an object"),
+        ([["gloss", "instances"]], "'gloss'"),
     ],
 )
 def test_bad_records_fail_with_one_line_naming_record_and_field(write_json, records, field):
@@ -107,13 +133,52 @@ def test_bad_records_fail_with_one_line_naming_record_and_field(write_json, reco
 
 @pytest.mark.parametrize(
     "content, problem",
-    [(b"{not json", "invalid JSON"), (b'{"gloss": 1}', "top level"), (b"\xff\xfe[]", "UTF-8")],
+    [
+        (b"{not json", "invalid JSON"),
+        (b'{"gloss": 1}', "top level"),
+        (b"null", "top level"),
+        (b"[]", "no instances"),
+        (b"\xff\xfe[]", "UTF-8"),
+        (b'[{"gloss": "caf\xe9", "instances": []}]', "not UTF-8 at byte 15"),
+        (b"", "invalid JSON"),
+    ],
 )
 def test_unreadable_files_are_named(tmp_path, content, problem):
     path = tmp_path / "bad.json"
     path.write_bytes(content)
     with pytest.raises(MetadataError, match=problem):
         metadata.load({"metadata": str(path)})
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(wlasl(GOOD)).encode())
+    assert list(metadata.load({"metadata": str(path)}).instances) == ["00001"]
+    csv_path = tmp_path / "bom.csv"
+    csv_path.write_bytes(b"\xef\xbb\xbfvideo_file,gloss\nclips/a.mp4,hello\n")
+    ds = metadata.load({"metadata": str(csv_path), "format": "csv", "allow_local_files": True})
+    assert ds.instances["a"].gloss == "hello"
+
+
+def test_non_utf8_csv_is_named(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("video_file,gloss\na.mp4,café\n".encode("latin-1"))
+    with pytest.raises(MetadataError, match=f"{path}: not UTF-8 at byte"):
+        metadata.load({"metadata": str(path), "format": "csv", "allow_local_files": True})
+
+
+def test_negative_bbox_is_a_hint_clamped_by_the_clip_stage(write_json):
+    # YOLO boxes poke out of the frame; test_clips.test_crop_is_clamped_even_and_optional
+    # checks the clamping
+    path = write_json(wlasl(with_(bbox=[-20, -10, 100, 200])))
+    assert metadata.load({"metadata": str(path)}).instances["00001"].bbox == (-20, -10, 100, 200)
+
+
+def test_private_hosts_pass_metadata_and_are_refused_at_download(write_json):
+    # the download stage owns the check (test_download.test_private_hosts_are_refused_by_default)
+    # because a public name can resolve to a private address
+    path = write_json(wlasl(with_(url="http://169.254.169.254/latest/meta-data")))
+    assert metadata.load({"metadata": str(path)}).instances["00001"].site == "169.254.169.254"
 
 
 def test_free_text_glosses_are_kept_verbatim(write_json):

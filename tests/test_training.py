@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -63,7 +65,7 @@ def small_config(model_type: str = "lstm", **overrides) -> TrainConfig:
         epochs=30,
         patience=10,
         learning_rate=3e-3,
-        model=SMALL_MODELS[model_type],
+        model={model_type: SMALL_MODELS[model_type]},
     )
     return TrainConfig(**(base | overrides))
 
@@ -199,6 +201,22 @@ def test_mirror_negates_x_swaps_sides_and_is_an_involution():
     np.testing.assert_array_equal(augment.mirror(flipped), row)
 
 
+def test_hand_shapes_ignore_where_the_hand_is_its_size_and_which_hand_signs():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 4, layout.N_FEATURES)).astype(np.float32)
+    x[0, 3, layout.LEFT_HAND] = np.nan  # the right hand is seen in more frames
+    shapes = data.hand_shapes(x)
+    assert shapes.shape == (1, 4, data.HAND_SHAPE_WIDTH)
+    moved = x.copy()
+    moved[..., layout.RIGHT_HAND] = 3 * moved[..., layout.RIGHT_HAND] + 0.5  # bigger, elsewhere
+    np.testing.assert_allclose(data.hand_shapes(moved), shapes, rtol=1e-4, atol=1e-5)
+    # Signed with the other hand (a mirrored signer): the same shapes, the same order.
+    np.testing.assert_allclose(data.hand_shapes(augment.mirror(x)), shapes, rtol=1e-5)
+    half = data.HAND_SHAPE_WIDTH // 2
+    assert np.isnan(shapes[0, 3, half:]).all() and not np.isnan(shapes[0, :3]).any()
+    assert np.all(shapes[..., :3] == 0)  # the wrist is the origin
+
+
 def test_affine_rotates_about_the_torso_centre_and_keeps_nan():
     x = np.zeros((1, 2, layout.N_FEATURES), dtype=np.float32)
     xi, yi, _ = augment.coordinate_columns()
@@ -216,13 +234,26 @@ def test_config_rejects_unknown_keys_and_coerces_yaml_strings():
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ValueError, match="unknown augment key"):
         TrainConfig.from_dict({"augment": {"flip": 0.5}})
-    with pytest.raises(ValueError, match=r"unknown model \(transformer\) key"):
-        TrainConfig.from_dict({"model_type": "transformer", "model": {"units": 8}})
+    with pytest.raises(ValueError, match=r"unknown model\.transformer key"):
+        TrainConfig.from_dict({"model_type": "transformer", "model": {"transformer": {"units": 8}}})
+    with pytest.raises(ValueError, match="one section of knobs per model type"):
+        TrainConfig.from_dict({"model": {"dim": 64}})
+    for bad in ({"learning_rate": "nan"}, {"learning_rate": 0}, {"epochs": "inf"}, {"seed": -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TrainConfig.from_dict(bad)
     with pytest.raises(ValueError, match="length_mode"):
         TrainConfig.from_dict({"length_mode": "stretch"})
     cfg = TrainConfig.from_dict({"learning_rate": "1e-3", "augment": {"mirror_prob": 0}})
     assert cfg.learning_rate == 1e-3 and cfg.augment["rotate_deg"] > 0
-    assert cfg.model["layers"] >= 1  # defaults of the lstm filled in
+    assert cfg.knobs["layers"] >= 1  # defaults of the lstm filled in
+
+
+def test_one_key_switches_the_model_type():
+    sections = {"transformer": {"dim": 64}, "lstm": {"units": 32}}
+    lstm = TrainConfig.from_dict({"model_type": "lstm", "model": sections})
+    transformer = TrainConfig.from_dict({"model_type": "transformer", "model": sections})
+    assert lstm.knobs["units"] == 32 and transformer.knobs["dim"] == 64
+    assert lstm.model == transformer.model  # both sections kept, defaults filled in
 
 
 def test_split_loading_counts_unknown_glosses_and_tombstones(synthetic):
@@ -244,7 +275,7 @@ def test_split_loading_counts_unknown_glosses_and_tombstones(synthetic):
     cfg = TrainConfig()
     batch = data.make_batch(test, np.arange(8), stats, cfg, np.random.default_rng(3))
     again = data.make_batch(test, np.arange(8), stats, cfg, np.random.default_rng(3))
-    assert batch.shape == (8, cfg.seq_len, layout.N_FEATURES)
+    assert batch.shape == (8, cfg.seq_len, layout.N_FEATURES + data.HAND_SHAPE_WIDTH)
     assert np.isfinite(batch).all()
     np.testing.assert_array_equal(batch, again)  # a batch is a function of its seed
 
@@ -274,6 +305,14 @@ def test_split_metrics_top_k_and_majority_baseline():
     assert m["mean_per_class_top1"] == 0.5
 
 
+def test_best_epoch_breaks_top1_ties_by_the_lower_loss():
+    from signpose.training.fit import _best_epoch
+
+    history = {"val_accuracy": [0.5, 0.8, 0.8, 0.8, np.nan], "val_loss": [1.0, 0.9, 0.6, 0.6, 0.1]}
+    assert _best_epoch(history, "val_accuracy", "val_loss") == (3, 0.8)
+    assert _best_epoch({"accuracy": [], "loss": []}, "accuracy", "loss")[0] == 0
+
+
 def test_padding_mask_masks_only_trailing_empty_frames():
     from signpose.training.models import PaddingMask
 
@@ -287,6 +326,18 @@ def test_padding_mask_masks_only_trailing_empty_frames():
         [True] * 6,
         [True] + [False] * 5,
     ]
+
+
+def test_tensorflow_is_capped_at_the_jobs_threads():
+    # A fresh interpreter: TensorFlow's pools are fixed once it has started in this one.
+    code = (
+        "import tensorflow as tf; from signpose.training.fit import limit_threads; "
+        "limit_threads(3); tf.constant(1.0) + 1; limit_threads(3); "
+        "print(tf.config.threading.get_intra_op_parallelism_threads(), "
+        "tf.config.threading.get_inter_op_parallelism_threads())"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["3", "3"]
 
 
 # --- training (slow) ---------------------------------------------------------------------
@@ -406,7 +457,9 @@ def test_input_pipeline_throughput(model_type, synthetic):
     cfg = small_config(model_type, batch_size=32)
     with timed(f"throughput_{model_type}"):
         figures = measure_throughput(splits["train"], stats_path, cfg, steps=30)
-    print(f"\n{model_type} throughput:", json.dumps({k: round(v, 3) for k, v in figures.items()}))
-    for key in ("input_steps_per_s", "model_steps_per_s", "train_steps_per_s"):
-        assert math.isfinite(figures[key]) and figures[key] > 0
-    assert figures["data_share"] > 0
+    train = figures["pipelines"]["train"]
+    print(f"\n{model_type} throughput:", json.dumps({k: round(v, 3) for k, v in train.items()}))
+    for value in (figures["model_steps_per_s"], train["input_steps_per_s"],
+                  train["train_steps_per_s"]):  # fmt: skip
+        assert math.isfinite(value) and value > 0
+    assert train["data_share"] > 0

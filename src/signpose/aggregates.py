@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from signpose import layout, lexicon, metadata, plots, stats, tables
+from signpose import layout, lexicon, metadata, plots, stats, summary, tables
 from signpose.files import write_text_atomic
 
 log = logging.getLogger("signpose")
@@ -71,6 +71,11 @@ def evaluate_job(instances_csv: str, stats_path: str, model_path: str, features_
     items = {s: feature_items(instances_csv, s, features_dir) for s in ("val", "test")}
     metrics = training.evaluate(os.path.dirname(model_path), items, stats_path, cfg)
     log.info("metrics: %s", json.dumps(metrics)[:2000])
+
+
+def dataset_summary_job(instances_csv: str, target: str, dataset_name: str) -> None:
+    page = summary.dataset_html(tables.read_instances(instances_csv), dataset_name)
+    write_text_atomic(target, page)
 
 
 def qc_plots_job(instances_csv: str, target: str) -> None:

@@ -9,6 +9,7 @@ own frame timestamps (no frame is duplicated or dropped to reach a nominal rate)
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,4 +141,6 @@ def encode(args: list[str], src: Path) -> None:
     proc = subprocess.run(args, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        if proc.returncode < 0:  # the OOM killer (SIGKILL), a file size limit (SIGXFSZ)
+            last = f"killed by {signal.Signals(-proc.returncode).name}"
         raise RuntimeError(f"{src}: ffmpeg failed ({proc.returncode}): {last}")

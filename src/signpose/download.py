@@ -27,7 +27,7 @@ import socket
 import subprocess
 import tempfile
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +38,8 @@ from signpose.files import atomic_path
 from signpose.sites import is_youtube
 
 STAGE = "download"
+# Keys of the workflow config's download section that steer Snakemake, not the fetch
+WORKFLOW_KEYS = ("retries", "backoff_s", "max_parallel", "retry_reasons")
 DEFAULT_FORMAT = "bv*[height<=720][ext=mp4]/bv*[height<=720]/b[height<=720]/bv*/b"
 _DETAIL_MAX = 300
 # A name that always resolves where DNS works (RFC 2606 reserves it for this kind of use)
@@ -105,6 +107,18 @@ class DownloadOptions:
         for suffix in sorted(matching, key=lambda s: len(bare(s))):
             merged.update(self.headers[suffix])
         return merged
+
+
+def workflow_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The fetch options (DownloadOptions.from_config's input) from the whole workflow config.
+
+    Local paths in the metadata are relative to the metadata file.
+    """
+    options = {k: v for k, v in config["download"].items() if k not in WORKFLOW_KEYS}
+    dataset = config["dataset"]
+    options["allow_local_files"] = bool(dataset.get("allow_local_files", False))
+    options["local_root"] = str(Path(dataset["metadata"]).parent.resolve())
+    return options
 
 
 def _is_number(value: object) -> bool:
@@ -198,6 +212,23 @@ def fetch_source(
         outcome.bytes,
     )
     return outcome
+
+
+def remove_tombstones(sources: str | os.PathLike, reasons: Collection[str]) -> list[Path]:
+    """Delete the download tombstones under `sources` whose reason is one of `reasons`.
+
+    This is how dead sources are retried on purpose: the next run sees their targets missing.
+    Only a few bytes of each file are read, and real videos are never touched.
+    """
+    if not reasons:
+        raise ValueError("download.retry_reasons is empty: name the reasons to retry")
+    removed = []
+    for path in sorted(Path(sources).glob("*.mp4")):
+        tomb = tombstone.read(path)
+        if tomb is not None and tomb.stage == STAGE and tomb.reason in reasons:
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager

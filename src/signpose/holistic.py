@@ -4,9 +4,11 @@ The file is built by pose-format's own `load_holistic`, fed a frame generator, s
 (components, point names and order, 576 or 586 points) and its confidence semantics are
 exactly what the community's tools write, while frames are streamed, not held in memory.
 
-`import mediapipe` imports TensorFlow when it is installed (3 s and 700 MB per process, only
-to reach a docs helper and an optional file opener); TensorFlow is blocked here so the 20,000
-pose jobs of a WLASL run do not pay for it.
+A pose job's fixed cost is paid 20,000 times in a WLASL run, so mediapipe is imported lean:
+`import mediapipe` loads every solution and task, matplotlib (for a drawing helper) and, when
+it is installed, TensorFlow (3 s and 700 MB per process, only to reach a docs helper and an
+optional file opener). Here only the framework bindings and the legacy solutions load, and
+TensorFlow is blocked while they do.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ if TYPE_CHECKING:
 # Holistic's pose landmark model per model_complexity; only "full" ships in the wheel.
 POSE_MODELS = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite",
                2: "pose_landmark_heavy.tflite"}  # fmt: skip
+# mediapipe/python/solutions/__init__.py of mediapipe 0.10.21, minus drawing_styles and
+# drawing_utils (matplotlib).
+SOLUTIONS = ("face_detection", "face_mesh", "face_mesh_connections", "hands", "hands_connections",
+             "holistic", "objectron", "pose", "selfie_segmentation")  # fmt: skip
 
 
 class _BlockTensorFlow(importlib.abc.MetaPathFinder):
@@ -74,6 +80,35 @@ class HolisticOptions:
         }
 
 
+def import_mediapipe():
+    """The mediapipe package with its legacy solutions loaded, and nothing more.
+
+    The `__init__` of `mediapipe` and of `mediapipe.python.solutions` import the tasks API,
+    the drawing helpers and through them matplotlib: 0.7 s of a pose job's start. Both
+    packages are registered without running them and the solutions are imported one by one,
+    all but the drawing helpers: Holistic's graph needs the calculator options that the other
+    solutions register (face_mesh's landmark refinement, pose's smoothing), so the graph and
+    its results are exactly those of a plain `import mediapipe`. Anything else can still be
+    imported by name. A mediapipe imported earlier is used as it is.
+    """
+    if "mediapipe" in sys.modules:
+        return sys.modules["mediapipe"]
+    with tensorflow_blocked():
+        mediapipe = _unexecuted_package("mediapipe")
+        mediapipe.solutions = _unexecuted_package("mediapipe.python.solutions")
+        mediapipe.python.solutions = mediapipe.solutions
+        for name in SOLUTIONS:
+            importlib.import_module(f"mediapipe.python.solutions.{name}")
+    return mediapipe
+
+
+def _unexecuted_package(name: str):
+    """Package `name` in sys.modules without its `__init__` having run."""
+    module = importlib.util.module_from_spec(importlib.util.find_spec(name))
+    sys.modules[name] = module
+    return module
+
+
 class MissingModel(RuntimeError):
     """The model file for the requested model_complexity is not in the mediapipe wheel."""
 
@@ -97,8 +132,8 @@ def estimate(clip: str | os.PathLike, opts: HolisticOptions) -> Pose | Tombstone
     if dead is not None:
         return dead
     check_model(opts.model_complexity)
-    with tensorflow_blocked():
-        from pose_format.utils.holistic import load_holistic
+    import_mediapipe()
+    from pose_format.utils.holistic import load_holistic
 
     try:
         info = video.probe(clip, count_frames=False)

@@ -6,9 +6,11 @@ Snakemake. Every job logs one line that says what happened (kept for the report'
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from signpose import tombstone
-from signpose.files import atomic_path, write_text_atomic
+from signpose.files import write_bytes_atomic, write_text_atomic
 from signpose.tombstone import Tombstone
 
 log = logging.getLogger("signpose")
@@ -80,11 +82,12 @@ def pose_job(clip: str, target: str, options: dict) -> None:
     else:
         write_pose(result, target)
         log.info("pose: %d frames at %.3f fps", result.body.data.shape[0], result.body.fps)
-    log.info("seconds: %.3f", time.perf_counter() - start)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    log.info("seconds: %.3f peak_rss_mb: %.0f", time.perf_counter() - start, peak_mb)
 
 
 def features_job(pose_path: str, target: str, qc_path: str, video_id: str, options: dict) -> None:
-    from signpose.features import FeatureOptions, extract
+    from signpose.features import FeatureOptions, extract, read_pose
 
     dead = tombstone.read(pose_path)
     if dead is not None:
@@ -92,13 +95,12 @@ def features_job(pose_path: str, target: str, qc_path: str, video_id: str, optio
         record = {"status": "dead", "stage": dead.stage, "reason": dead.reason,
                   "detail": dead.detail}  # fmt: skip
     else:
-        from pose_format import Pose
-
-        with open(pose_path, "rb") as f:
-            pose = Pose.read(f.read())
-        feats, qc = extract(pose, FeatureOptions.from_config(options))
-        with atomic_path(target) as tmp, open(tmp, "wb") as f:
-            np.save(f, feats)
+        feats, qc = extract(read_pose(pose_path), FeatureOptions.from_config(options))
+        # np.save into a file reports a full disk as "N requested and M written"; a plain
+        # write of the bytes raises ENOSPC ("No space left on device")
+        npy = io.BytesIO()
+        np.save(npy, feats)
+        write_bytes_atomic(target, npy.getvalue())
         record = {**qc, "stage": "features", "reason": ",".join(qc["failed"])}
     record = {"video_id": video_id, **record}
     write_text_atomic(qc_path, json.dumps(record, sort_keys=True) + "\n")

@@ -95,6 +95,8 @@ def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
                 f"{path}: {where}: field 'video_id': duplicate video_id {inst.video_id!r}"
             )
         instances[inst.video_id] = inst
+    if not instances:
+        raise MetadataError(f"{path}: no instances (a run over nothing is a mistake)")
     if fmt == "csv" and not cfg.get("csv", {}).get("split_column"):
         instances = assign_splits(instances, cfg.get("split_fractions", {}), cfg.get("seed", 0))
     return Dataset(instances=instances, urls={i.source_id: i.url for i in instances.values()})
@@ -122,7 +124,7 @@ def wlasl_records(path: Path, subset: int | None) -> Iterable[tuple[str, dict[st
 def read_json(path: Path) -> Any:
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
+            return json.loads(f.read().decode("utf-8-sig"))  # a BOM from Windows editors
     except FileNotFoundError:
         raise MetadataError(f"{path}: metadata file not found") from None
     except UnicodeDecodeError as e:
@@ -141,7 +143,7 @@ def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[
         "video_id": cfg.get("id_column"),
     }
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
             for col in (video_col, label_col, *filter(None, optional.values())):
@@ -188,15 +190,17 @@ def make_instance(rec: Mapping[str, Any], where: str, allow_local: bool) -> Inst
         )
     where = f"{where} (video_id {video_id})"
     gloss = rec["gloss"]
-    if not isinstance(gloss, str) or not gloss.strip() or "\x00" in gloss:
-        raise MetadataError(f"{where}: field 'gloss': must be a non-empty string without NUL")
+    if not isinstance(gloss, str) or not gloss.strip() or "\x00" in gloss or not is_utf8(gloss):
+        raise MetadataError(
+            f"{where}: field 'gloss': must be a non-empty string without NUL or lone surrogates"
+        )
     if len(gloss) > 1000:
         raise MetadataError(f"{where}: field 'gloss': {len(gloss)} characters (at most 1000)")
     split = rec["split"]
     if split not in SPLITS:
         raise MetadataError(f"{where}: field 'split': unknown split {short(split)} ({SPLITS})")
     fps = rec["fps"]
-    if not is_number(fps) or fps <= 0:
+    if not is_number(fps) or not math.isfinite(fps) or fps <= 0:  # JSON allows NaN, Infinity
         raise MetadataError(f"{where}: field 'fps': {short(fps)} is not a positive number")
     start, end = rec["frame_start"], rec["frame_end"]
     if not is_int(start) or start < 1:
@@ -207,6 +211,9 @@ def make_instance(rec: Mapping[str, Any], where: str, allow_local: bool) -> Inst
         )
     url = rec["url"]
     site = url_site(url, where, allow_local)
+    signer_id = str(rec.get("signer_id", ""))
+    if not is_utf8(signer_id):
+        raise MetadataError(f"{where}: field 'signer_id': not valid Unicode")
     return Instance(
         video_id=video_id,
         gloss=gloss,
@@ -217,15 +224,15 @@ def make_instance(rec: Mapping[str, Any], where: str, allow_local: bool) -> Inst
         frame_end=int(end),
         fps=float(fps),
         bbox=parse_bbox(rec.get("bbox"), where),
-        signer_id=str(rec.get("signer_id", "")),
+        signer_id=signer_id,
         site=site,
     )
 
 
 def url_site(url: Any, where: str, allow_local: bool) -> str:
     """The host of an http(s) URL, or "local" for a file path when the config allows them."""
-    if not isinstance(url, str) or not url or "\x00" in url or len(url) > 2048:
-        raise MetadataError(f"{where}: field 'url': missing, too long or not a string")
+    if not isinstance(url, str) or not url or "\x00" in url or len(url) > 2048 or not is_utf8(url):
+        raise MetadataError(f"{where}: field 'url': missing, too long, not a string or not Unicode")
     scheme, sep, rest = url.partition("://")
     if sep and scheme.lower() in ("http", "https"):
         host = rest.split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0].lower()
@@ -282,6 +289,15 @@ def as_dict(inst: Instance) -> dict[str, Any]:
 
 def is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def is_utf8(text: str) -> bool:
+    """False for strings with lone surrogates: valid JSON ("\\ud800"), but no file can hold them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_int(v: Any) -> bool:

@@ -30,6 +30,8 @@ def qc_figure(instances: pd.DataFrame):
     funnel = funnel_table(instances)
     by_split = funnel[funnel["group"] == "split"].set_index("value")[list(FUNNEL)]
     by_split.T.plot.bar(ax=axes[0, 0], rot=30)
+    axes[0, 0].legend(title=None, fontsize=8, ncols=3, loc="upper center", frameon=False)
+    axes[0, 0].set_ylim(0, by_split.to_numpy().max() * 1.15)
     axes[0, 0].set_title("Funnel per split (instances)")
     reasons = instances[instances["status"] != "kept"]
     labels = reasons["stage"] + ": " + reasons["reason"].replace("", "?")
@@ -45,17 +47,24 @@ def qc_figure(instances: pd.DataFrame):
     hist(axes[1, 0], posed, ["body_ratio", "left_hand_ratio", "right_hand_ratio", "face_ratio"],
          "Detection ratio per part")  # fmt: skip
     hist(axes[1, 1], posed, ["mean_visibility"], "Mean upper-body visibility")
-    hist(axes[1, 2], posed, ["motion_p50", "motion_p95"], "Motion energy (torso units / s)")
+    hist(axes[1, 2], posed, ["motion_p50", "motion_p95"],
+         "Motion energy (torso units / s; last bin ≥ p99)", upper_quantile=99)  # fmt: skip
     fig.tight_layout()
     return fig
 
 
-def hist(ax, df: pd.DataFrame, columns: list[str], title: str) -> None:
+def hist(ax, df: pd.DataFrame, columns: list[str], title: str,
+         upper_quantile: float | None = None) -> None:  # fmt: skip
     ax.set_title(title)
     data = [df[c].dropna().to_numpy(float) for c in columns if c in df]
     if not any(len(d) for d in data):
         ax.text(0.5, 0.5, "no clips with poses", ha="center", va="center")
         return
+    if upper_quantile is not None:
+        # One runaway clip would squash every other clip into the first bin: pile outliers
+        # into the last one instead.
+        upper = np.percentile(np.concatenate(data), upper_quantile)
+        data = [np.minimum(d, upper) for d in data]
     ax.hist(data, bins=20, label=columns[: len(data)], alpha=0.8)
     if len(data) > 1:
         ax.legend(fontsize=8)

@@ -1,7 +1,8 @@
 """Reading videos: properties, frame counts by decoding, streamed RGB frames.
 
 Container metadata lies (WLASL: 64 frames claimed, 62 decodable), so frame counts come from
-decoding. OpenCV applies rotation flags, so sizes are those of the frames as displayed.
+decoding. Rotation flags are applied, as ffmpeg does when it cuts the clip, so sizes, bboxes and
+frames are those of the video as displayed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def open_capture(path: str | os.PathLike) -> cv2.VideoCapture:
     if not cap.isOpened():
         cap.release()
         raise UnreadableVideo(f"{path}: no decoder can open it as a video")
+    # OpenCV's FFmpeg backend ignores the display matrix by default: a phone video with a
+    # rotation flag would be probed sideways while ffmpeg's clip comes out upright.
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 

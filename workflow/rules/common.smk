@@ -1,11 +1,11 @@
 # Load and validate the metadata once per run; every lookup a rule needs is precomputed here,
 # so the 20,000-fold per-instance rules only index dictionaries.
-from pathlib import Path
+import shlex
+import sys
 
 from signpose import metadata
 
 RESULTS = config["results_dir"] or f"results/{config['dataset']['name']}"
-METADATA = Path(config["dataset"]["metadata"])
 DATASET = metadata.load(config["dataset"])
 INSTANCES = DATASET.instances
 SPLITS = metadata.SPLITS
@@ -13,14 +13,21 @@ LEXICON_SPLITS = [*SPLITS, "all"]
 BY_SPLIT = {split: DATASET.by_split(split) for split in LEXICON_SPLITS}
 SOURCE_OF = {vid: inst.source_id for vid, inst in INSTANCES.items()}
 
-# Download options for signpose.download: the config section minus the workflow's own keys.
-DOWNLOAD_WORKFLOW_KEYS = ("retries", "backoff_s", "max_parallel")
-DOWNLOAD_OPTIONS = {
-    **{k: v for k, v in config["download"].items() if k not in DOWNLOAD_WORKFLOW_KEYS},
-    "allow_local_files": config["dataset"]["allow_local_files"],
-    "local_root": str(METADATA.parent.resolve()),
-}
+# Per-instance rules run `instance_job <job> <args>` through `shell:` (instance.py says why).
+# It is defined here, not in the rules' text, so that moving the checkout or the virtual
+# environment does not change the rules' code (a rerun trigger). With --sdm conda the job's
+# environment provides `python`; otherwise it is the one that runs Snakemake.
+CONDA = "conda" in map(str, workflow.deployment_settings.deployment_method)
+INSTANCE_JOB = [
+    "python" if CONDA else sys.executable,
+    f"{workflow.basedir}/workflow/scripts/instance.py",
+]
+shell.prefix(
+    f'set -euo pipefail; instance_job() {{{{ {shlex.join(INSTANCE_JOB)} "$@"; }}}}; '
+)
 
+# The `downloads` resource of every download job is capped at max_parallel unless the user
+# passes --resources downloads=N (tests/test_acquisition.py measures that it holds).
 workflow.global_resources.setdefault("downloads", config["download"]["max_parallel"])
 
 

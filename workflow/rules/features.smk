@@ -14,5 +14,6 @@ rule features:
         runtime=5,
     params:
         options=config["features"],
-    script:
-        "../scripts/features.py"
+    shell:
+        "instance_job features {log:q} {input:q} {output.features:q} {output.qc:q}"
+        " {wildcards.video_id:q} {params.options:q}"

@@ -1,8 +1,12 @@
+# Clip and pose in one job: a new clip always needs new poses, so fusing them loses no
+# incrementality and saves 21,000 jobs at WLASL2000 size (benchmarks/README.md). Features stay
+# a job of their own: a feature option must not re-run MediaPipe.
 rule pose:
     input:
-        res("clips/{video_id}.mp4"),
+        lambda wc: res(f"sources/{SOURCE_OF[wc.video_id]}.mp4"),
     output:
-        res("poses/{video_id}.pose"),
+        clip=res("clips/{video_id}.mp4"),
+        pose=res("poses/{video_id}.pose"),
     log:
         res("logs/pose/{video_id}.log"),
     conda:
@@ -12,6 +16,9 @@ rule pose:
         mem_mb=1500,
         runtime=20,
     params:
-        options=config["pose"],
-    script:
-        "../scripts/pose.py"
+        trim=lambda wc: INSTANCES[wc.video_id].clip_spec(),
+        clip=config["clip"],
+        pose=config["pose"],
+    shell:
+        "instance_job pose {log:q} {input:q} {output.clip:q} {output.pose:q}"
+        " {params.trim:q} {params.clip:q} {params.pose:q}"

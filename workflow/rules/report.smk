@@ -1,3 +1,26 @@
+rule dataset_summary:
+    input:
+        instances=res("tables/instances.csv"),
+    output:
+        report(
+            res("report/dataset.html"),
+            caption="../report/dataset.rst",
+            category="Dataset",
+        ),
+    log:
+        res("logs/dataset_summary/dataset_summary.log"),
+    conda:
+        "../../envs/signpose.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        name=config["dataset"]["name"],
+    script:
+        "../scripts/dataset_summary.py"
+
+
 rule qc_plots:
     input:
         instances=res("tables/instances.csv"),

@@ -17,6 +17,16 @@ rule global_stats:
         "../scripts/global_stats.py"
 
 
+# model.tflite exists only when the config asks for it (the default).
+TFLITE = (
+    {"tflite": res("model/model.tflite")} if config["train"].get("tflite", True) else {}
+)
+# A GPU for SLURM: either a count (`gpu`) or a gres string naming the model (`gres`), not both.
+TRAIN_GPU = {"gpu": config["resources"]["train_gpu"]}
+if config["resources"]["train_gres"]:
+    TRAIN_GPU = {"gres": config["resources"]["train_gres"]}
+
+
 rule train:
     input:
         instances=res("tables/instances.csv"),
@@ -24,21 +34,32 @@ rule train:
     output:
         model=res("model/model.keras"),
         labels=res("model/labels.json"),
-        history=res("model/history.csv"),
+        history=report(
+            res("model/history.csv"),
+            caption="../report/history.rst",
+            category="Training",
+        ),
         curves=report(
             res("model/training_curves.png"),
             caption="../report/training_curves.rst",
             category="Training",
         ),
+        summary=report(
+            res("model/train_summary.json"),
+            caption="../report/train_summary.rst",
+            category="Training",
+        ),
+        config=res("model/train_config.json"),
+        tensorboard=directory(res("model/tensorboard")),
     log:
         res("logs/train/train.log"),
     conda:
         "../../envs/signpose.yaml"
     threads: config["resources"]["train_threads"]
     resources:
+        **TRAIN_GPU,
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime"],
-        gpu=config["resources"]["train_gpu"],
     params:
         features=res("features"),
         options=config["train"],
@@ -52,7 +73,10 @@ rule evaluate:
         stats=res("stats/global_stats.npz"),
         model=res("model/model.keras"),
         labels=res("model/labels.json"),
+        summary=res("model/train_summary.json"),
+        config=res("model/train_config.json"),
     output:
+        **TFLITE,
         metrics=report(
             res("model/metrics.json"),
             caption="../report/metrics.rst",

@@ -7,5 +7,6 @@ evaluate_job(
     snakemake.input.stats,
     snakemake.input.model,
     snakemake.params.features,
-    snakemake.params.options,
+    # TensorFlow stays within the job's threads (its SLURM allocation).
+    {**snakemake.params.options, "threads": snakemake.threads},
 )

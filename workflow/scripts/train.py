@@ -7,5 +7,6 @@ train_job(
     snakemake.input.stats,
     snakemake.output.model,
     snakemake.params.features,
-    snakemake.params.options,
+    # TensorFlow stays within the job's threads (its SLURM allocation).
+    {**snakemake.params.options, "threads": snakemake.threads},
 )

@@ -5,7 +5,7 @@ Public API (what the workflow scripts call):
     TrainConfig, TrainConfig.from_dict(d)
     train(train_items, val_items, stats_path, out_dir, cfg) -> dict
     evaluate(out_dir, split_items, stats_path, cfg) -> dict
-    measure_throughput(train_items, stats_path, cfg, steps=20) -> dict
+    measure_throughput(train_items, stats_path, cfg, steps=20, repeats=3, datasets=None) -> dict
     export_tflite(model, path) -> dict;  tflite_agreement(path, model, inputs) -> float
 
 Items are (npy_path, gloss) pairs. Only `config` is imported eagerly: the rest pulls in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +51,17 @@ _INT_KNOBS = {"frame_dim", "units", "layers", "dim", "depth", "conv_per_block", 
 _INT_KNOBS |= {"kernel_size", "expand", "late_dropout_epoch"}
 
 
+def _as_dict(name: str, value: Any) -> dict[str, Any]:
+    # An empty YAML section (`model:` with nothing under it) reads as None.
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a mapping, got {value!r}")
+    return dict(value)
+
+
 def _merge(kind: str, defaults: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
-    given = dict(given or {})
+    given = _as_dict(kind, given)
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise ValueError(f"unknown {kind} key(s) {unknown}; allowed: {sorted(defaults)}")
@@ -91,12 +101,13 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
             if not isinstance(value, bool):
                 raise TypeError
             return value
+        # Numbers are finite: a NaN would pass every range check below.
+        if isinstance(value, bool) or not math.isfinite(float(value)):
+            raise TypeError
         if kind is int:
-            if isinstance(value, bool) or float(value) != int(float(value)):
+            if float(value) != int(float(value)):
                 raise TypeError
             return int(float(value))
-        if isinstance(value, bool):
-            raise TypeError
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be {kind.__name__}, got {value!r}") from None
@@ -106,8 +117,9 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
 class TrainConfig:
     """Everything `train` and `evaluate` need to know; defaults suit WLASL on one GPU.
 
-    `augment` and `model` are merged over `AUGMENT_DEFAULTS` and the `MODEL_DEFAULTS` of
-    `model_type`, so after construction they hold every knob actually used.
+    `augment` is merged over `AUGMENT_DEFAULTS` and each section of `model` over the
+    `MODEL_DEFAULTS` of its type, so after construction they hold every knob; `knobs` is the
+    section of `model_type`.
     """
 
     model_type: str = "lstm"
@@ -119,6 +131,7 @@ class TrainConfig:
     patience: int = 15
     seed: int = 42
     augment: dict[str, Any] = field(default_factory=dict)
+    # One section of knobs per model type, so that `model_type` alone switches the model.
     model: dict[str, Any] = field(default_factory=dict)
     tflite: bool = True
     label_smoothing: float = 0.0
@@ -126,8 +139,14 @@ class TrainConfig:
     # near-constant by construction (shoulders in a torso-centred frame) would otherwise be
     # blown up, and a 10-degree rotation of them would become a 100-sigma input.
     std_floor: float = 0.1
+    # Also feed each hand's shape (wrist-relative, in hand sizes, mirrored to one hand), see
+    # data.hand_shapes: what tells most signs apart, and what small data cannot learn alone.
+    hand_shape: bool = True
     deterministic: bool = True  # tf op determinism: repeatable CPU runs, slower on GPU
     confusion_top_n: int = 30  # classes shown in confusion_matrix.png
+    # CPU threads TensorFlow and tf.data may use (the workflow passes the rule's `threads`, so
+    # a job stays within its SLURM allocation); 0 lets TensorFlow use every core it sees.
+    threads: int = 0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -140,13 +159,32 @@ class TrainConfig:
         for name in ("seq_len", "batch_size", "epochs", "patience", "confusion_top_n"):
             if getattr(self, name) < (2 if name == "seq_len" else 1):
                 raise ValueError(f"{name} is too small: {getattr(self, name)}")
+        for name in ("seed", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.std_floor < 0:
             raise ValueError(f"std_floor must be >= 0, got {self.std_floor}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         self.augment = _merge("augment", AUGMENT_DEFAULTS, self.augment)
-        defaults = MODEL_DEFAULTS[self.model_type]
-        self.model = _merge(f"model ({self.model_type})", defaults, self.model)
+        sections = _as_dict("model", self.model)
+        unknown = sorted(set(sections) - set(MODEL_TYPES))
+        if unknown:
+            raise ValueError(
+                f"unknown model key(s) {unknown}: `model` holds one section of knobs per model"
+                f" type, {list(MODEL_TYPES)} (e.g. model: {{transformer: {{dim: 64}}}})"
+            )
+        self.model = {
+            kind: _merge(f"model.{kind}", MODEL_DEFAULTS[kind], sections.get(kind))
+            for kind in MODEL_TYPES
+        }
+
+    @property
+    def knobs(self) -> dict[str, Any]:
+        """The knobs of the model actually trained (`model[model_type]`)."""
+        return self.model[self.model_type]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> TrainConfig:

@@ -25,6 +25,9 @@ from signpose.training.config import TrainConfig
 Item = tuple[str, str]  # (npy_path, gloss)
 
 _MIN_STD = 1e-6
+HAND_SHAPE_WIDTH = 2 * layout.HAND_POINTS * 3
+# Middle-finger MCP: wrist to it is the hand's size, stable whatever the fingers do.
+_MIDDLE_MCP = 9
 
 
 # --- labels ------------------------------------------------------------------------------
@@ -211,6 +214,36 @@ def gather_frames(split: Split, idx: np.ndarray, pos: np.ndarray, valid: np.ndar
     return out
 
 
+def hand_shapes(x: np.ndarray) -> np.ndarray:
+    """Hand shape, wherever the hand is and whichever hand signs: (..., frames, 126).
+
+    Each hand's landmarks relative to its wrist, in units of its size, the left hand mirrored
+    so that one shape reads the same on either hand; the hand seen in more frames of the
+    sequence first (ties: the right). In the torso-centred features a hand shape is a few
+    hundredths of a torso, buried under where the hand is and which hand signs: a small model
+    on a small dataset learns those instead. NaN where the hand is not seen.
+    """
+    lead = x.shape[:-1]
+    shapes = []
+    for part, sign in ((layout.LEFT_HAND, -1.0), (layout.RIGHT_HAND, 1.0)):
+        hand = x[..., part].reshape(*lead, layout.HAND_POINTS, 3) * np.float32([sign, 1, 1])
+        hand -= hand[..., :1, :]
+        size = np.linalg.norm(hand[..., _MIDDLE_MCP, :2], axis=-1)[..., None, None]
+        # A collapsed hand (size ~0) is a tracking failure, not a shape.
+        hand /= np.where(size > 1e-6, size, np.nan)
+        shapes.append(hand.reshape(*lead, HAND_SHAPE_WIDTH // 2))
+    left, right = shapes
+    seen = [np.sum(~np.isnan(s[..., 0]), axis=-1) for s in shapes]  # frames with a shape
+    left_first = (seen[0] > seen[1])[..., None, None]
+    first, second = np.where(left_first, left, right), np.where(left_first, right, left)
+    return np.concatenate([first, second], axis=-1)
+
+
+def input_width(cfg: TrainConfig) -> int:
+    """Columns of the model input: the features, plus the hand shapes when enabled."""
+    return layout.N_FEATURES + (HAND_SHAPE_WIDTH if cfg.hand_shape else 0)
+
+
 def make_batch(
     split: Split,
     idx: np.ndarray,
@@ -218,20 +251,28 @@ def make_batch(
     cfg: TrainConfig,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """Model input (len(idx), seq_len, features) float32; augmented when `rng` is given."""
+    """Model input (len(idx), seq_len, input_width) float32; augmented when `rng` is given.
+
+    The normalised features, then (cfg.hand_shape) the hand shapes of the same augmented
+    frames, which are in hand-size units already; NaN (not seen, padding) is 0 in both.
+    """
     knobs = cfg.augment
     stretch = knobs["time_stretch"] if rng is not None else 0.0
     pos, valid = sample_positions(split.lengths[idx], cfg.seq_len, cfg.length_mode, rng, stretch)
     x = gather_frames(split, idx, pos, valid)
     if rng is not None:
         augment.augment_frames(x, rng, knobs)
+    shapes = hand_shapes(x) if cfg.hand_shape else None
     stats.normalise(x)
-    return x
+    if shapes is None:
+        return x
+    np.copyto(shapes, 0.0, where=np.isnan(shapes))
+    return np.concatenate([x, shapes], axis=-1)
 
 
 def make_inputs(split: Split, stats: Stats, cfg: TrainConfig, chunk: int = 256) -> np.ndarray:
     """Every instance of a split as un-augmented model input, in split order."""
-    out = np.empty((len(split), cfg.seq_len, layout.N_FEATURES), dtype=np.float32)
+    out = np.empty((len(split), cfg.seq_len, input_width(cfg)), dtype=np.float32)
     for start in range(0, len(split), chunk):
         idx = np.arange(start, min(start + chunk, len(split)))
         out[idx] = make_batch(split, idx, stats, cfg)

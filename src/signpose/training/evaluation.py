@@ -14,7 +14,13 @@ import numpy as np
 from signpose.files import write_text_atomic
 from signpose.training import data, plots
 from signpose.training.config import TrainConfig
-from signpose.training.fit import CONFIG_FILE, LABELS_FILE, MODEL_FILE, SUMMARY_FILE
+from signpose.training.fit import (
+    CONFIG_FILE,
+    LABELS_FILE,
+    MODEL_FILE,
+    SUMMARY_FILE,
+    limit_threads,
+)
 from signpose.training.tflite import export_tflite, tflite_agreement
 
 METRICS_FILE = "metrics.json"
@@ -66,11 +72,16 @@ def _check_config(out: Path, model: keras.Model, cfg: TrainConfig) -> None:
     # Evaluating with other inputs than training silently ruins every prediction.
     if model.input_shape[1] != cfg.seq_len:
         raise ValueError(f"model takes {model.input_shape[1]} frames but cfg.seq_len={cfg.seq_len}")
+    if model.input_shape[2] != data.input_width(cfg):
+        raise ValueError(
+            f"model takes {model.input_shape[2]} columns, cfg gives {data.input_width(cfg)}"
+            f" (hand_shape={cfg.hand_shape})"
+        )
     path = out / CONFIG_FILE
     if not path.exists():
         return
     trained = json.loads(path.read_text(encoding="utf-8"))
-    for key in ("length_mode", "std_floor"):
+    for key in ("length_mode", "std_floor", "hand_shape"):
         if key in trained and trained[key] != getattr(cfg, key):
             raise ValueError(
                 f"model was trained with {key}={trained[key]!r}, cfg has {getattr(cfg, key)!r}"
@@ -91,6 +102,7 @@ def evaluate(
     Items whose gloss the model was not trained on are excluded and counted per split.
     """
     cfg = cfg or TrainConfig()
+    limit_threads(cfg.threads)
     out = Path(out_dir)
     labels = data.read_labels(out / LABELS_FILE)
     index = {gloss: i for i, gloss in enumerate(labels)}

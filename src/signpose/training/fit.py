@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,32 @@ CONFIG_FILE = "train_config.json"
 TENSORBOARD_DIR = "tensorboard"
 _CHECKPOINT = Path("checkpoints") / "best.keras"
 
+log = logging.getLogger(__name__)
+
+
+def limit_threads(threads: int) -> None:
+    """Cap TensorFlow's op thread pools at `threads` (0: leave TensorFlow's defaults).
+
+    TensorFlow sizes its pools by the cores it sees, which on a shared node (a SLURM job, or a
+    Snakemake job given 2 of 64 cores) are not the job's. The pools are process-wide and fixed
+    once TensorFlow has started, so a later call asking for other sizes only logs a warning.
+    """
+    if threads <= 0:
+        return
+    # Two inter-op threads: ops waiting on tf.data's numpy_function must not block the others.
+    wanted = (threads, max(2, min(threads, 4)))
+    current = (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
+    if current == wanted:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(wanted[0])
+        tf.config.threading.set_inter_op_parallelism_threads(wanted[1])
+    except RuntimeError as e:  # TensorFlow already started in this process
+        log.warning("cannot cap TensorFlow at %d threads: %s", threads, e)
+
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and TF; with `deterministic`, also make TF's kernels deterministic.
@@ -42,13 +69,41 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def _score(logs: dict[str, Any], acc_key: str, loss_key: str) -> tuple[float, float] | None:
+    """(top-1, -loss): compared as a tuple, the loss breaks ties in top-1. None if NaN."""
+    acc, loss = float(logs.get(acc_key, np.nan)), float(logs.get(loss_key, np.nan))
+    return None if math.isnan(acc) or math.isnan(loss) else (acc, -loss)
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Save the model of the epoch with the best top-1, and among equal top-1 the lowest loss.
+
+    On a validation set of a few dozen clips top-1 moves in coarse steps and ties are the
+    rule; Keras' ModelCheckpoint keeps the first of them, often an early, still unsure model.
+    """
+
+    def __init__(self, path: Path, acc_key: str, loss_key: str) -> None:
+        super().__init__()
+        self.path, self.acc_key, self.loss_key = path, acc_key, loss_key
+        self.best: tuple[float, float] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        score = _score(logs or {}, self.acc_key, self.loss_key)
+        if score is not None and (self.best is None or score > self.best):
+            self.best = score
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.model.save(self.path)
+
+
+def _monitored(has_val: bool) -> tuple[str, str]:
+    # Without validation data the only signal left is the training accuracy/loss.
+    return ("val_accuracy", "val_loss") if has_val else ("accuracy", "loss")
+
+
 def _callbacks(out: Path, cfg: TrainConfig, has_val: bool) -> list[keras.callbacks.Callback]:
-    # Without validation data the only signal left is the training loss/accuracy.
-    loss_key, acc_key = ("val_loss", "val_accuracy") if has_val else ("loss", "accuracy")
+    acc_key, loss_key = _monitored(has_val)
     return [
-        keras.callbacks.ModelCheckpoint(
-            out / _CHECKPOINT, monitor=acc_key, mode="max", save_best_only=True
-        ),
+        BestCheckpoint(out / _CHECKPOINT, acc_key, loss_key),
         keras.callbacks.EarlyStopping(
             monitor=loss_key, patience=cfg.patience, restore_best_weights=True
         ),
@@ -75,10 +130,17 @@ def _finalise_model(out: Path, model: keras.Model) -> None:
     shutil.rmtree(best.parent, ignore_errors=True)
 
 
-def _best_epoch(history: dict[str, list[float]], key: str) -> tuple[int, float]:
-    values = history.get(key) or [float("nan")]
-    best = int(np.nanargmax(values)) if not np.all(np.isnan(values)) else 0
-    return best + 1, float(values[best])
+def _best_epoch(history: dict[str, list[float]], acc_key: str, loss_key: str) -> tuple[int, float]:
+    """The epoch BestCheckpoint kept (1-based) and its top-1; (0, nan) if none was scored."""
+    epochs = len(history.get(acc_key, []))
+    scores = [_score({k: history[k][i] for k in (acc_key, loss_key)}, acc_key, loss_key)
+              for i in range(epochs)]  # fmt: skip
+    kept = [(score, i) for i, score in enumerate(scores) if score is not None]
+    if not kept:
+        return 0, float("nan")
+    # The first of equal scores: BestCheckpoint saves only on a strict improvement.
+    (acc, _), i = max(kept, key=lambda t: (t[0], -t[1]))
+    return i + 1, acc
 
 
 def train(
@@ -98,6 +160,7 @@ def train(
     """
     cfg = cfg or TrainConfig()
     started = time.perf_counter()
+    limit_threads(cfg.threads)
     seed_everything(cfg.seed, cfg.deterministic)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,8 +191,8 @@ def train(
     _finalise_model(out, model)
     plots.training_curves(history, out / CURVES_FILE)
 
-    monitor = "val_accuracy" if has_val else "accuracy"
-    best_epoch, best_value = _best_epoch(history, monitor)
+    monitor, loss_key = _monitored(has_val)
+    best_epoch, best_value = _best_epoch(history, monitor, loss_key)
     counts = data.class_counts(train_split, len(labels))
     summary = {
         "model_type": cfg.model_type,
@@ -140,6 +203,8 @@ def train(
         "epochs": len(history.get("loss", [])),
         "seconds": round(time.perf_counter() - started, 2),
         "params": model.count_params(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "threads": cfg.threads or os.cpu_count(),
         "monitor": monitor,
         "best_epoch": best_epoch,
         "best_value": best_value,
@@ -175,13 +240,17 @@ def _input_seconds_per_step(ds: tf.data.Dataset, steps: int, repeats: int) -> fl
     return min(times)  # as timeit does: the least disturbed run is the best estimate
 
 
+DatasetFactory = Callable[[data.Split, data.Stats, TrainConfig], tf.data.Dataset]
+
+
 def measure_throughput(
     train_items: Sequence[data.Item],
     stats_path: str | os.PathLike,
     cfg: TrainConfig | None = None,
     steps: int = 20,
     repeats: int = 3,
-) -> dict[str, float]:
+    datasets: dict[str, DatasetFactory] | None = None,
+) -> dict[str, Any]:
     """Steps/s of the input pipeline alone, of the model step alone, and of both together.
 
     Each figure is the best of `repeats` runs of `steps` steps, after a warm-up. `data_share`
@@ -189,27 +258,34 @@ def measure_throughput(
     would cost if it ran serially); `stall_share` is the part of a full step spent beyond the
     model's own step, i.e. what the overlapped pipeline really costs. The "model" figure runs
     the same `fit` machinery on one ready batch, repeated.
+
+    `datasets` names the input pipelines to compare (default: {"train": the training
+    pipeline}); the model and its step time are shared, and each gets its own figures under
+    "pipelines".
     """
     cfg = cfg or TrainConfig()
+    limit_threads(cfg.threads)
     seed_everything(cfg.seed, cfg.deterministic)
     labels = data.build_label_map(train_items)
     split = data.load_split(train_items, {g: i for i, g in enumerate(labels)})
     stats = data.load_stats(stats_path, cfg.std_floor)
-    ds = pipeline.train_dataset(split, stats, cfg).repeat()
+    datasets = datasets or {"train": pipeline.train_dataset}
     model = build_model(cfg, len(labels), math.ceil(len(split) / cfg.batch_size))
     compile_model(model, cfg, len(labels))
 
-    input_s = _input_seconds_per_step(ds, steps, repeats)
-    ready = tf.data.Dataset.from_tensors(next(iter(ds))).repeat()
-    full_s = _fit_seconds_per_step(model, ds, steps, repeats)
+    first = next(iter(datasets.values()))(split, stats, cfg)
+    ready = tf.data.Dataset.from_tensors(next(iter(first))).repeat()
     model_s = _fit_seconds_per_step(model, ready, steps, repeats)
-    return {
-        "batch_size": cfg.batch_size,
-        "steps": steps,
-        "repeats": repeats,
-        "input_steps_per_s": 1 / input_s,
-        "model_steps_per_s": 1 / model_s,
-        "train_steps_per_s": 1 / full_s,
-        "data_share": input_s / full_s,
-        "stall_share": max(0.0, 1 - model_s / full_s),
-    }
+    figures: dict[str, Any] = {"batch_size": cfg.batch_size, "steps": steps, "repeats": repeats}
+    figures |= {"params": model.count_params(), "model_steps_per_s": 1 / model_s}
+    figures["pipelines"] = {}
+    for name, make in datasets.items():
+        input_s = _input_seconds_per_step(make(split, stats, cfg).repeat(), steps, repeats)
+        full_s = _fit_seconds_per_step(model, make(split, stats, cfg).repeat(), steps, repeats)
+        figures["pipelines"][name] = {
+            "input_steps_per_s": 1 / input_s,
+            "train_steps_per_s": 1 / full_s,
+            "data_share": input_s / full_s,
+            "stall_share": max(0.0, 1 - model_s / full_s),
+        }
+    return figures

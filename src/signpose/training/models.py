@@ -15,6 +15,7 @@ from keras import layers, ops
 
 from signpose import layout
 from signpose.training.config import TrainConfig
+from signpose.training.data import input_width
 
 _PACKAGE = "signpose"
 
@@ -162,11 +163,15 @@ def _transformer_block(x, dim: int, knobs: dict[str, Any]):
 
 
 def build_transformer(
-    seq_len: int, n_classes: int, knobs: dict[str, Any], steps_per_epoch: int = 1
+    seq_len: int,
+    n_classes: int,
+    knobs: dict[str, Any],
+    steps_per_epoch: int = 1,
+    width: int = layout.N_FEATURES,
 ) -> keras.Model:
     """Conv1D + transformer hybrid after the 2023 Kaggle ISLR winner (hoyso48), from scratch."""
     dim = knobs["dim"]
-    inputs = keras.Input((seq_len, layout.N_FEATURES), name="features")
+    inputs = keras.Input((seq_len, width), name="features")
     x = PaddingMask()(inputs)
     x = layers.Dense(dim, use_bias=False, name="stem")(x)
     x = layers.BatchNormalization(momentum=0.95, name="stem_bn")(x)
@@ -182,13 +187,15 @@ def build_transformer(
     return keras.Model(inputs, outputs, name="transformer")
 
 
-def build_lstm(seq_len: int, n_classes: int, knobs: dict[str, Any]) -> keras.Model:
+def build_lstm(
+    seq_len: int, n_classes: int, knobs: dict[str, Any], width: int = layout.N_FEATURES
+) -> keras.Model:
     """Per-frame embedding ("static": hand shape, pose) + stacked LSTM ("dynamic": movement).
 
     The head sees both the LSTM's final state and the masked mean of the frame embeddings, so
     signs told apart by a held hand shape and signs told apart by motion share one model.
     """
-    inputs = keras.Input((seq_len, layout.N_FEATURES), name="features")
+    inputs = keras.Input((seq_len, width), name="features")
     x = PaddingMask()(inputs)
     frames = layers.Dense(knobs["frame_dim"], activation="gelu", name="frame_embed")(x)
     frames = layers.Dropout(knobs["dropout"])(frames)
@@ -206,9 +213,10 @@ def build_lstm(seq_len: int, n_classes: int, knobs: dict[str, Any]) -> keras.Mod
 
 
 def build_model(cfg: TrainConfig, n_classes: int, steps_per_epoch: int = 1) -> keras.Model:
+    width = input_width(cfg)
     if cfg.model_type == "lstm":
-        return build_lstm(cfg.seq_len, n_classes, cfg.model)
-    return build_transformer(cfg.seq_len, n_classes, cfg.model, steps_per_epoch)
+        return build_lstm(cfg.seq_len, n_classes, cfg.knobs, width)
+    return build_transformer(cfg.seq_len, n_classes, cfg.knobs, steps_per_epoch, width)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

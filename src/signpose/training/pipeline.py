@@ -9,14 +9,13 @@ Evaluation batches are deterministic, so they are computed once and cached.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
-from signpose import layout
 from signpose.training.config import TrainConfig
-from signpose.training.data import Split, Stats, make_batch
+from signpose.training.data import Split, Stats, input_width, make_batch
 
 
 class _EpochPlan:
@@ -35,35 +34,61 @@ class _EpochPlan:
             yield order[start : start + self.batch_size].astype(np.int64), np.int64(seeds[k])
 
 
+def _options(cfg: TrainConfig) -> tf.data.Options:
+    options = tf.data.Options()
+    # tf.data has its own pool, sized by the machine's cores unless told (see cfg.threads).
+    options.threading.private_threadpool_size = cfg.threads
+    return options
+
+
 def _with_shapes(cfg: TrainConfig):
     def set_shapes(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x.set_shape([None, cfg.seq_len, layout.N_FEATURES])
+        x.set_shape([None, cfg.seq_len, input_width(cfg)])
         y.set_shape([None])
         return x, y
 
     return set_shapes
 
 
-def train_dataset(split: Split, stats: Stats, cfg: TrainConfig) -> tf.data.Dataset:
-    """Shuffled, (when enabled) freshly augmented batches every epoch."""
+def train_dataset(
+    split: Split,
+    stats: Stats,
+    cfg: TrainConfig,
+    overlap: bool = True,
+    batch_fn: Callable[[np.ndarray, np.random.Generator | None], np.ndarray] | None = None,
+) -> tf.data.Dataset:
+    """Shuffled, (when enabled) freshly augmented batches every epoch.
+
+    `overlap` False builds batches one at a time, only when the model asks for them (no
+    parallel map, no prefetch); `batch_fn(idx, rng)` replaces the batch maker. Both exist for
+    benchmarks/training_input.py, which measures what overlapping and the in-memory bank buy.
+    """
     augmenting = bool(cfg.augment["enabled"])
+    if batch_fn is None:
+
+        def batch_fn(idx: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+            return make_batch(split, idx, stats, cfg, rng)
 
     def build(idx: np.ndarray, seed: np.int64) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(int(seed)) if augmenting else None
-        return make_batch(split, idx, stats, cfg, rng), split.labels[idx]
+        return batch_fn(idx, rng), split.labels[idx]
+
+    def batch(idx: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.numpy_function(build, [idx, seed], (tf.float32, tf.int32))
 
     plan = _EpochPlan(len(split), cfg.batch_size, cfg.seed, shuffle=True)
     signature = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64))
     ds = tf.data.Dataset.from_generator(plan, output_signature=signature)
-    ds = ds.map(
-        lambda idx, seed: tf.numpy_function(build, [idx, seed], (tf.float32, tf.int32)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    if overlap:
+        ds = ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(batch)
     ds = ds.map(_with_shapes(cfg)).apply(
         tf.data.experimental.assert_cardinality(math.ceil(len(split) / cfg.batch_size))
     )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    if overlap:
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(_options(cfg))
 
 
 def eval_dataset(split: Split, stats: Stats, cfg: TrainConfig) -> tf.data.Dataset:
@@ -78,4 +103,4 @@ def eval_dataset(split: Split, stats: Stats, cfg: TrainConfig) -> tf.data.Datase
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    return ds.map(_with_shapes(cfg)).cache().prefetch(tf.data.AUTOTUNE)
+    return ds.map(_with_shapes(cfg)).cache().prefetch(tf.data.AUTOTUNE).with_options(_options(cfg))

@@ -10,7 +10,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from signpose import layout
 from signpose.files import atomic_path
 
 
@@ -20,8 +19,7 @@ def export_tflite(model: keras.Model, path: str | os.PathLike) -> dict[str, Any]
     Built-in ops are tried first, since Select-TF ops need the larger Flex runtime on device;
     batch 1 is what lets the LSTM's loop lower to built-ins. Falls back to Select-TF ops.
     """
-    seq_len = model.input_shape[1]
-    signature = [keras.InputSpec(shape=(1, seq_len, layout.N_FEATURES), dtype="float32")]
+    signature = [keras.InputSpec(shape=(1, *model.input_shape[1:]), dtype="float32")]
     builtins = [tf.lite.OpsSet.TFLITE_BUILTINS]
     with_select = [*builtins, tf.lite.OpsSet.SELECT_TF_OPS]
     attempts = (("builtins", builtins), ("select_tf_ops", with_select))

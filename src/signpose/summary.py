@@ -1,0 +1,68 @@
+"""One-page HTML summaries for the report: Snakemake's report shows HTML inline but offers CSV
+files only as downloads, so the tables a user reads first are rendered here."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from signpose.tables import FUNNEL, funnel_table
+
+STYLE = """<style>
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f0f0f0; }
+</style>"""
+EXAMPLES = 5
+QC_COLUMNS = ["frames", "body_ratio", "left_hand_ratio", "right_hand_ratio", "face_ratio",
+              "mean_visibility", "motion_p50", "motion_p95"]  # fmt: skip
+
+
+def page(title: str, sections: list[tuple[str, str]]) -> str:
+    title = html.escape(title)
+    body = "".join(f"<h2>{html.escape(h)}</h2>\n{content}\n" for h, content in sections)
+    head = f"<head><meta charset='utf-8'><title>{title}</title>{STYLE}</head>"
+    return f"<!DOCTYPE html>\n<html>{head}<body><h1>{title}</h1>\n{body}</body></html>\n"
+
+
+def table(df: pd.DataFrame) -> str:
+    # Metadata strings (glosses, URLs) end up in these cells: always escape them.
+    return df.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}")
+
+
+def reasons_table(instances: pd.DataFrame) -> pd.DataFrame:
+    """Count of instances per (stage, status, reason), with a few example video ids."""
+    lost = instances[instances["status"] != "kept"].fillna({"reason": ""})
+    cols = ["stage", "status", "reason"]
+    if lost.empty:
+        return pd.DataFrame(columns=[*cols, "instances", "examples"])
+    grouped = lost.groupby(cols, sort=False)["video_id"]
+    out = grouped.agg(instances="size", examples=lambda v: " ".join(sorted(v)[:EXAMPLES]))
+    return out.reset_index().sort_values(["instances", *cols], ascending=[False, True, True, True])
+
+
+def qc_medians(instances: pd.DataFrame) -> pd.DataFrame:
+    """Median QC figures of the clips that got poses, kept and low-quality apart."""
+    posed = instances[instances["status"].isin(["kept", "low_quality"])]
+    cols = [c for c in QC_COLUMNS if c in posed]
+    counts = posed.groupby("status").size().rename("clips")
+    return pd.concat([counts, posed.groupby("status")[cols].median()], axis=1).reset_index()
+
+
+def dataset_html(instances: pd.DataFrame, dataset_name: str) -> str:
+    funnel = funnel_table(instances)
+    funnel["kept %"] = (100 * funnel["kept"] / funnel["listed"].clip(lower=1)).round(1)
+    overall = funnel.iloc[0]
+    steps = " → ".join(f"{stage} {overall[stage]}" for stage in FUNNEL)
+    kept = f"<b>{overall['kept']}</b> of <b>{overall['listed']}</b> listed instances were kept"
+    headline = f"<p>{kept} ({overall['kept %']}%). Each step of the funnel: {steps}.</p>"
+    return page(
+        f"Dataset {dataset_name}: what was produced and what was lost",
+        [
+            ("Funnel", headline + table(funnel)),
+            ("Why instances were lost or flagged", table(reasons_table(instances))),
+            ("QC medians of the clips with poses", table(qc_medians(instances))),
+        ],
+    )

@@ -1,0 +1,268 @@
+"""Acquisition through real Snakemake runs against the misbehaving loopback server.
+
+The library tests (test_download.py) call fetch_source directly; these run `snakemake` on small
+metadata files so that what only the workflow does is exercised: Snakemake's retries after a
+transient failure, tombstones flowing into qc/ and the tables, clean second runs, the
+`downloads` resource capping parallel downloads, retrying dead sources on purpose, hostile
+metadata, and the cookies file staying out of every output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import ROOT
+from signpose import tables, tombstone
+from signpose.sites import source_id
+
+sys.path.insert(0, str(Path(__file__).parent))
+from httpserver import Media, MisbehavingServer, request_target  # noqa: E402
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+DEMO_VIDEO = ROOT / "resources" / "demo" / "videos" / "demo00001.mp4"
+TABLES = ["results/tables/instances.csv", "results/tables/failures.csv"]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Snakemake on the repository's workflow, with `workdir` as its working directory.
+
+    Targets must come first in `args`: --configfile takes every word after it.
+    """
+    configs = [str(ROOT / "config" / "config.yaml"), str(workdir / "overlay.yaml")]
+    command = [SNAKEMAKE, *args, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+               "--configfile", *configs]  # fmt: skip
+    proc = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def record(video_id: str, url: str, gloss: str = "sign") -> dict:
+    return {"gloss": gloss, "instances": [{"bbox": None, "fps": 25, "frame_start": 1,
+            "frame_end": -1, "split": "train", "url": url, "video_id": video_id}]}  # fmt: skip
+
+
+def setup_run(workdir: Path, records: list[dict], **download: object) -> None:
+    """Metadata and a config overlay (a file: --config would turn numbers into strings)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "meta.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    options = {"allow_private_hosts": True, "timeout_s": 2, "retries": 2, "backoff_s": 0}
+    overlay = {"dataset": {"name": "acq", "metadata": "meta.json"}, "results_dir": "results",
+               "download": {**options, **download}}  # fmt: skip
+    (workdir / "overlay.yaml").write_text(json.dumps(overlay))
+
+
+def source(workdir: Path, url: str) -> Path:
+    return workdir / "results" / "sources" / f"{source_id(url)}.mp4"
+
+
+def decoded_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def tree(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MisbehavingServer]:
+    with MisbehavingServer(Media(mp4=DEMO_VIDEO.read_bytes(), slow_s=1.0)) as srv:
+        yield srv
+
+
+# ---------------------------------------------------------------------------------------------
+# one run with every kind of source, hostile metadata and a cookies file
+
+
+GOOD = {"v429": "/flaky429.mp4", "v503": "/flaky503.mp4", "vdrop": "/drop-then-ok.mp4"}
+DEAD = {"v404": ("/gone404.mp4", "http_404"), "v410": ("/gone410.mp4", "http_410"),
+        "vhtml": ("/page.mp4", "not_video")}  # fmt: skip
+GLOSSES = {"v429": "../../etc", "v503": "ünïcödé 手話 \"quoted\" 'single'", "vdrop": "$(id)"}
+COOKIE_VALUE = "sp-cookie-value-7f3a9"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, server: MisbehavingServer) -> dict:
+    """Snakemake up to the tables: three flaky sources, three dead, one hostile URL, cookies."""
+    top = tmp_path_factory.mktemp("acquisition")
+    canary = top / "canary"  # where the hostile URL's shell commands would write
+    canary.mkdir()
+    jar = top / "SECRET-jar" / "cookies.txt"
+    jar.parent.mkdir()
+    jar.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t2147483647\t"
+                   f"sp_test\t{COOKIE_VALUE}\n")  # fmt: skip
+    hostile = (f"/x;rm -rf {canary};touch {canary}/semicolon'\"$(touch {canary}/dollar)"
+               f"`touch {canary}/backtick`.mp4")  # fmt: skip
+    urls = {vid: server.unique(path) for vid, path in GOOD.items()}
+    urls |= {vid: server.unique(path) for vid, (path, _) in DEAD.items()}
+    urls["vshell"] = server.url(hostile)
+    records = [record(vid, url, GLOSSES.get(vid, "sign")) for vid, url in urls.items()]
+    workdir = top / "work"
+    setup_run(workdir, records, cookies_file=str(jar))
+    before = tree(top)
+    snakemake(workdir, *TABLES, "--cores", "2")
+    return {"workdir": workdir, "top": top, "canary": canary, "jar": jar, "urls": urls,
+            "before": before}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_transient_failures_succeed_on_a_snakemake_retry(run, server):
+    for vid in GOOD:
+        url = run["urls"][vid]
+        target = source(run["workdir"], url)
+        assert tombstone.read(target) is None
+        assert target.read_bytes() == server.media.mp4  # an h264 mp4 is kept as it came
+        assert decoded_frames(target) > 10
+        log = (run["workdir"] / "results" / "logs" / "download" / f"{target.stem}.log").read_text()
+        assert "attempt 2" in log  # the log of the attempt that succeeded
+    hits = server.media.hits
+    # 429, 503: one refused request, then yt-dlp's probe and download on the retry;
+    # the drop: the probe and the broken download, then both again
+    for vid, expected in (("v429", 3), ("v503", 3), ("vdrop", 4)):
+        assert hits[request_target(run["urls"][vid])] == expected, vid
+
+
+@pytest.mark.slow
+def test_dead_sources_are_tombstones_asked_once(run, server):
+    for vid, (_, reason) in DEAD.items():
+        url = run["urls"][vid]
+        tomb = tombstone.read(source(run["workdir"], url))
+        assert (tomb.stage, tomb.reason) == ("download", reason)
+        assert server.media.hits[request_target(url)] == 1  # a dead link is not retried
+
+
+@pytest.mark.slow
+def test_qc_and_tables_carry_the_reason(run):
+    results = run["workdir"] / "results"
+    instances = tables.read_instances(results / "tables" / "instances.csv").set_index("video_id")
+    failures = tables.read_instances(results / "tables" / "failures.csv").set_index("video_id")
+    dead = {vid: reason for vid, (_, reason) in DEAD.items()} | {"vshell": "http_404"}
+    for vid, reason in dead.items():
+        qc = json.loads((results / "qc" / f"{vid}.json").read_text())
+        assert (qc["status"], qc["stage"], qc["reason"]) == ("dead", "download", reason)
+        row = instances.loc[vid]
+        assert (row["status"], row["reason"], bool(row["downloaded"])) == ("dead", reason, False)
+        assert failures.loc[vid, "reason"] == reason
+    for vid in GOOD:
+        assert bool(instances.loc[vid, "downloaded"])
+        assert instances.loc[vid, "stage"] != "download"
+    # hostile glosses come back exactly as written, as data
+    for vid, gloss in GLOSSES.items():
+        assert instances.loc[vid, "gloss"] == gloss
+    assert instances.loc["vshell", "url"] == run["urls"]["vshell"]
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(run, server):
+    requests = sum(server.media.hits.values())
+    proc = snakemake(run["workdir"], *TABLES, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert sum(server.media.hits.values()) == requests
+
+
+@pytest.mark.slow
+def test_hostile_metadata_writes_only_inside_the_results(run, server):
+    # the URL reached the server as one literal request, not as shell commands
+    assert request_target(run["urls"]["vshell"]) in server.media.hits
+    assert not any(run["canary"].iterdir())
+    workdir = run["workdir"]
+    new = tree(run["top"]) - run["before"]
+    inside = (workdir / "results", workdir / ".snakemake")
+    assert all(p.is_relative_to(inside[0]) or p.is_relative_to(inside[1]) for p in new)
+    # glosses never become file names: every name under results is an id or a fixed name
+    names = {p.name for p in (workdir / "results").rglob("*")}
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+(\.[a-z0-9]+)?", name) for name in names), names
+
+
+@pytest.mark.slow
+def test_cookies_are_used_but_never_recorded(run, server):
+    sent = [h.get("Cookie", "") for target, h in server.media.seen if "flaky" in target]
+    assert any(COOKIE_VALUE in c for c in sent)  # the jar was really used
+    secrets = [str(run["jar"]), "SECRET-jar", COOKIE_VALUE]
+    for path in tree(run["workdir"] / "results") | tree(run["workdir"] / ".snakemake"):
+        data = path.read_bytes()
+        assert not any(s.encode() in data for s in secrets), path
+
+
+# ---------------------------------------------------------------------------------------------
+# parallel downloads and retrying dead sources on purpose
+
+
+@pytest.fixture(scope="module")
+def sources_run(tmp_path_factory: pytest.TempPathFactory, server: MisbehavingServer) -> dict:
+    """Four slow good sources and two dead ones, -j 8, download.max_parallel 2, no --resources."""
+    workdir = tmp_path_factory.mktemp("sources")
+    server.media.max_active = 0
+    urls = {f"slow{i}": server.unique("/slow.mp4") for i in range(4)}
+    urls |= {"forbidden": server.unique("/forbidden.mp4"), "gone": server.unique("/gone404.mp4")}
+    setup_run(workdir, [record(vid, url) for vid, url in urls.items()], max_parallel=2)
+    targets = [str(source(workdir, url).relative_to(workdir)) for url in urls.values()]
+    snakemake(workdir, *targets, "--cores", "8")
+    return {"workdir": workdir, "urls": urls, "targets": targets,
+            "max_active": server.media.max_active}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_max_parallel_caps_downloads_whatever_j_says(sources_run):
+    # 8 cores and 6 jobs whose requests take a second each: only the cap keeps this at 2
+    assert sources_run["max_active"] == 2
+
+
+@pytest.mark.slow
+def test_retry_dead_removes_only_the_chosen_reason(sources_run, server):
+    workdir, urls = sources_run["workdir"], sources_run["urls"]
+    good = source(workdir, urls["slow0"])
+    kept = {}
+    for name in ("slow0", "gone"):
+        path = source(workdir, urls[name])
+        kept[name] = (path.stat().st_mtime_ns, path.read_bytes())
+    assert tombstone.read(source(workdir, urls["forbidden"])).reason == "http_403"
+    snakemake(workdir, "retry_dead", "--cores", "1", "--config",
+              "download={'retry_reasons': ['http_403']}")  # fmt: skip
+    assert not source(workdir, urls["forbidden"]).exists()
+    for name, (mtime, data) in kept.items():
+        path = source(workdir, urls[name])
+        assert (path.stat().st_mtime_ns, path.read_bytes()) == (mtime, data)
+    assert tombstone.read(good) is None
+    plan = snakemake(workdir, *sources_run["targets"], "-n")
+    assert re.search(r"^download\s+1$", plan.stdout, re.M), plan.stdout
+    assert source_id(urls["forbidden"]) in plan.stdout
+
+
+@pytest.mark.slow
+def test_retry_dead_without_reasons_says_so(sources_run):
+    proc = snakemake(sources_run["workdir"], "retry_dead", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    log = sources_run["workdir"] / "results" / "logs" / "download" / "retry_dead.log"
+    assert "download.retry_reasons is empty" in log.read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# unusable video ids stop the run before anything is written
+
+
+@pytest.mark.parametrize("video_id", ["a/b", "..", "a\x00b"])
+def test_unsafe_video_ids_stop_the_run_at_start(tmp_path, server, video_id):
+    url = server.unique("/video.mp4")
+    setup_run(tmp_path, [record("fine", server.unique("/video.mp4")), record(video_id, url)])
+    before = tree(tmp_path)
+    proc = snakemake(tmp_path, *TABLES, "--cores", "1", check=False)
+    assert proc.returncode != 0
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "meta.json" in line]
+    assert any("entry 1" in line and "field 'video_id'" in line for line in lines), lines
+    assert not (tmp_path / "results").exists()
+    assert {p for p in tree(tmp_path) - before if ".snakemake" not in p.parts} == set()
+    assert request_target(url) not in server.media.hits

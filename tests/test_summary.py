@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pandas as pd
+
+from signpose.summary import dataset_html, reasons_table
+
+
+def instances() -> pd.DataFrame:
+    def row(vid, split, status, stage, reason="", frames=50.0, **flags):
+        posed = status in ("kept", "low_quality")
+        return {"video_id": vid, "gloss": "book", "split": split,
+                "site": "youtube", "status": status, "stage": stage, "reason": reason,
+                "downloaded": flags.get("downloaded", True), "clipped": flags.get("clipped", True),
+                "posed": posed, "frames": frames if posed else None,
+                "body_ratio": 1.0 if posed else None}  # fmt: skip
+
+    return pd.DataFrame([
+        row("v1", "train", "kept", "features", frames=40),
+        row("v2", "train", "kept", "features", frames=60),
+        row("v3", "train", "low_quality", "features", "min_hand_ratio", frames=30),
+        row("v4", "test", "dead", "download", "http_404", downloaded=False, clipped=False),
+        row("v5", "test", "dead", "download", "http_404", downloaded=False, clipped=False),
+        row("v6", "val", "dead", "clip", "trim_outside_video", clipped=False),
+    ])  # fmt: skip
+
+
+def test_reasons_are_counted_with_examples_most_frequent_first():
+    table = reasons_table(instances())
+    assert table.to_dict("records")[0] == {"stage": "download", "status": "dead",
+                                           "reason": "http_404", "instances": 2,
+                                           "examples": "v4 v5"}  # fmt: skip
+    assert table["instances"].sum() == 4
+
+
+def test_dataset_page_has_the_funnel_the_reasons_and_the_qc_medians():
+    page = dataset_html(instances(), "wlasl100")
+    assert "<b>2</b> of <b>6</b> listed instances were kept (33.3%)" in page
+    assert "listed 6 → downloaded 4 → clipped 3 → posed 3 → kept 2" in page
+    for heading in ("Funnel", "Why instances were lost or flagged", "QC medians"):
+        assert f"<h2>{heading}" in page
+    assert "trim_outside_video" in page and "min_hand_ratio" in page
+    # kept: 2 clips, median 50 frames; low quality: 1 clip of 30 frames
+    assert "<td>kept</td>\n      <td>2</td>\n      <td>50</td>" in page
+    assert "<td>low_quality</td>\n      <td>1</td>\n      <td>30</td>" in page
+
+
+def test_dataset_page_without_failures():
+    ok = instances().iloc[:2]
+    assert "(100.0%)" in dataset_html(ok, "demo")
