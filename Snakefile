@@ -32,5 +32,6 @@ rule all:
         res("stats/global_stats.npz"),
         res("model/metrics.json"),
         res("report/dataset.html"),
+        res("report/metrics.html"),
         res("report/qc.png"),
         res("report/skeletons.png"),

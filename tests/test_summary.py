@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from signpose.summary import dataset_html, reasons_table
+from signpose.summary import dataset_html, metrics_html, reasons_table
 
 
 def instances() -> pd.DataFrame:
@@ -47,3 +47,22 @@ def test_dataset_page_has_the_funnel_the_reasons_and_the_qc_medians():
 def test_dataset_page_without_failures():
     ok = instances().iloc[:2]
     assert "(100.0%)" in dataset_html(ok, "demo")
+
+
+def test_metrics_page_has_every_split_the_baseline_tflite_and_each_class():
+    def split(top1, majority, per_class):
+        return {"n_evaluated": 3, "n_excluded_unknown_gloss": 1, "top1": top1, "top5": 1.0,
+                "mean_per_class_top1": top1, "majority_baseline_top1": majority,
+                "per_class": per_class}  # fmt: skip
+
+    metrics = {
+        "n_classes": 2, "chance_top1": 0.5,
+        "splits": {"val": split(0.667, 0.333, {"book": {"n": 2, "top1": 1.0}}),
+                   "test": split(0.333, 0.667, {"book": {"n": 1, "top1": 0.0},
+                                                "drink": {"n": 2, "top1": 0.5}})},
+        "tflite": {"split": "test", "n": 3, "agreement": 1.0},
+    }  # fmt: skip
+    page = metrics_html(metrics)
+    for text in ("<td>val</td>", "<td>test</td>", "<td>0.667</td>", "majority-class top-1",
+                 "on 100.0% of the 3 test items", "<td>drink</td>", "test top1"):  # fmt: skip
+        assert text in page

@@ -78,19 +78,23 @@ def dataset_summary_job(instances_csv: str, target: str, dataset_name: str) -> N
     write_text_atomic(target, page)
 
 
+def metrics_summary_job(metrics_json: str, target: str) -> None:
+    with open(metrics_json, encoding="utf-8") as f:
+        write_text_atomic(target, summary.metrics_html(json.load(f)))
+
+
 def qc_plots_job(instances_csv: str, target: str) -> None:
     plots.save(plots.qc_figure(tables.read_instances(instances_csv)), target)
 
 
 def skeletons_job(instances_csv: str, target: str, poses_dir: str, count: int, seed: int) -> None:
-    from pose_format import Pose
+    from signpose.features import read_pose
 
     kept = tables.kept(tables.read_instances(instances_csv), "all")
     rng = np.random.default_rng(seed)
     chosen = kept.iloc[sorted(rng.choice(len(kept), min(count, len(kept)), replace=False))]
     poses, titles = [], []
     for r in chosen.itertuples():
-        with open(f"{poses_dir}/{r.video_id}.pose", "rb") as f:
-            poses.append(Pose.read(f.read()))
+        poses.append(read_pose(f"{poses_dir}/{r.video_id}.pose"))
         titles.append(f"{r.gloss} ({r.video_id}, {r.split})")
     plots.save(plots.skeleton_figure(poses, titles), target)

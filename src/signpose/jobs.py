@@ -71,6 +71,19 @@ def clip_job(source: str, target: str, trim: dict, options: dict) -> None:
     log.info("seconds: %.3f", time.perf_counter() - start)
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory.
+
+    Not ru_maxrss: after fork and exec it still holds the parent's peak (Snakemake's, pytest's).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            hwm = next(line for line in f if line.startswith("VmHWM:"))
+        return int(hwm.split()[1]) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def pose_job(clip: str, target: str, options: dict) -> None:
     from signpose.holistic import HolisticOptions, estimate, write_pose
 
@@ -82,8 +95,7 @@ def pose_job(clip: str, target: str, options: dict) -> None:
     else:
         write_pose(result, target)
         log.info("pose: %d frames at %.3f fps", result.body.data.shape[0], result.body.fps)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    log.info("seconds: %.3f peak_rss_mb: %.0f", time.perf_counter() - start, peak_mb)
+    log.info("seconds: %.3f peak_rss_mb: %.0f", time.perf_counter() - start, peak_rss_mb())
 
 
 def features_job(pose_path: str, target: str, qc_path: str, video_id: str, options: dict) -> None:

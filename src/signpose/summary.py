@@ -66,3 +66,30 @@ def dataset_html(instances: pd.DataFrame, dataset_name: str) -> str:
             ("QC medians of the clips with poses", table(qc_medians(instances))),
         ],
     )
+
+
+SPLIT_FIGURES = {"n_evaluated": "items evaluated",
+                 "n_excluded_unknown_gloss": "excluded (gloss not in train)",
+                 "top1": "top-1", "top5": "top-5", "mean_per_class_top1": "mean per-class top-1",
+                 "majority_baseline_top1": "majority-class top-1"}  # fmt: skip
+
+
+def metrics_html(metrics: dict) -> str:
+    """The evaluation in `model/metrics.json` as tables: per split, then per class."""
+    splits = metrics["splits"]
+    overview = pd.DataFrame(
+        {name: [splits[s].get(key) for s in splits] for key, name in SPLIT_FIGURES.items()},
+        index=list(splits),
+    ).rename_axis("split")
+    per_class = pd.concat(
+        {s: pd.DataFrame(splits[s].get("per_class", {})).T for s in splits}, axis=1
+    )
+    per_class.columns = [f"{s} {k}" for s, k in per_class.columns]
+    chance = f"{metrics['n_classes']} classes, chance top-1 {metrics['chance_top1']:.3g}."
+    sections = [("Accuracy per split", f"<p>{chance}</p>" + table(overview.reset_index()))]
+    if "tflite" in metrics:
+        t = metrics["tflite"]
+        sections.append(("TFLite export", f"<p>Agrees with the Keras model on {t['agreement']:.1%} "
+                                          f"of the {t['n']} {t['split']} items.</p>"))  # fmt: skip
+    sections.append(("Per class", table(per_class.rename_axis("gloss").reset_index())))
+    return page("Evaluation", sections)

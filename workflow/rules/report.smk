@@ -61,3 +61,24 @@ rule skeletons:
         seed=config["report"]["seed"],
     script:
         "../scripts/skeletons.py"
+
+
+rule metrics_summary:
+    input:
+        metrics=res("model/metrics.json"),
+    output:
+        report(
+            res("report/metrics.html"),
+            caption="../report/evaluation.rst",
+            category="Training",
+        ),
+    log:
+        res("logs/metrics_summary/metrics_summary.log"),
+    conda:
+        "../../envs/signpose.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/metrics_summary.py"
