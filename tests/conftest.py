@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,3 +28,22 @@ def write_json(tmp_path):
         return path
 
     return write
+
+
+def decoded_frames(path: Path) -> int:
+    """Frames OpenCV can decode from `path`: the count a user's own reader would see."""
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout_s: float = 300) -> None:
+    """Poll `condition` until it holds, failing if `proc` ends or time runs out first."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert proc.poll() is None, "the process ended before the awaited moment"
+        assert time.monotonic() < deadline, f"not reached within {timeout_s} s"
+        time.sleep(0.05)

@@ -16,10 +16,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, decoded_frames
 from signpose import tables, tombstone
 from signpose.sites import source_id
 
@@ -62,15 +61,6 @@ def setup_run(workdir: Path, records: list[dict], **download: object) -> None:
 
 def source(workdir: Path, url: str) -> Path:
     return workdir / "results" / "sources" / f"{source_id(url)}.mp4"
-
-
-def decoded_frames(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
 
 
 def tree(root: Path) -> set[Path]:

@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import imageio_ffmpeg
 import pytest
 
@@ -31,6 +30,7 @@ from signpose.sites import source_id, youtube_id
 # the helper sits beside this file; the path entry keeps it importable whether or not tests/
 # becomes a package
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest import decoded_frames  # noqa: E402
 from httpserver import Media, MisbehavingServer  # noqa: E402
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -118,15 +118,6 @@ def codec_of(path: Path) -> str:
     match = re.search(r"Video: (\w+)", run.stderr)
     assert match, run.stderr
     return match.group(1)
-
-
-def decoded_frames(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
 
 
 def assert_video(outcome: Outcome, target: Path) -> None:

@@ -12,13 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED, needs
+from conftest import ROOT, SHARED, needs, wait_for
 from signpose import video
 from signpose.features import read_pose
 
@@ -58,14 +57,6 @@ def start(args: list[str]) -> subprocess.Popen:
     # a process group of its own, so the kill takes every job with it, as a lost node would
     return subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
-
-
-def wait_for(condition, proc: subprocess.Popen, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        assert time.monotonic() < deadline, "the run never got there"
-        time.sleep(0.1)
 
 
 def kill_9(proc: subprocess.Popen) -> None:

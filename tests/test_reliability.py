@@ -26,7 +26,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 from test_clips import BITS, CELL, draw_index, indices, read_index, write_video
 
-from conftest import ROOT, SHARED, needs
+from conftest import ROOT, SHARED, needs, wait_for
 from signpose import tombstone, video
 from signpose.clips import ClipOptions, make_clip
 from signpose.features import read_pose
@@ -376,14 +376,6 @@ def kill_9(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def wait_for(condition, proc: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert proc.poll() is None, "the job ended before it could be killed"
-        assert time.monotonic() < deadline, "the job never got there"
-        time.sleep(0.05)
-
-
 @needs(VIDEO)
 def test_a_pose_job_killed_halfway_leaves_nothing_and_reruns(tmp_path):
     target = tmp_path / "poses" / "x.pose"
@@ -391,7 +383,7 @@ def test_a_pose_job_killed_halfway_leaves_nothing_and_reruns(tmp_path):
     log = tmp_path / "pose.log"
     proc = start_job(code, log)
     # TFLite announces its CPU delegate when the first frame reaches the graph
-    wait_for(lambda: log.exists() and "XNNPACK" in log.read_text(errors="replace"), proc)
+    wait_for(lambda: log.exists() and "XNNPACK" in log.read_text(errors="replace"), proc, 120)
     time.sleep(0.5)
     kill_9(proc)
     assert not target.exists() and files_in(tmp_path / "poses") == []
@@ -412,7 +404,7 @@ def test_a_clip_job_killed_mid_encode_leaves_no_target_and_reruns(tmp_path, uhd)
             p.stat().st_size > 0 for p in target.parent.glob(".x.mp4.*")
         )
 
-    wait_for(encoding, proc)
+    wait_for(encoding, proc, 120)
     kill_9(proc)
     assert not target.exists()
     # a killed writer's hidden temporary may remain; it is never a target
