@@ -184,19 +184,19 @@ def uhd(tmp_path_factory) -> Path:
 def peak_rss_mb(code: str) -> dict[str, float]:
     """Run `code` in a fresh interpreter; peak resident memory of it and of its children.
 
-    The job's own peak is VmHWM, which exec resets: ru_maxrss would carry over the size of
-    this pytest process at fork time. The children's figure is an upper bound for the same
-    reason (it may include the job's size when it started ffmpeg).
+    The job's own peak is what the pose job logs (signpose.jobs.peak_rss_mb). The children's
+    figure is an upper bound: ru_maxrss carries over a process's size at fork time, so it may
+    include the job's size when it started ffmpeg.
     """
     report = (
-        "; import resource, json, re; "
-        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]; "
-        "print(json.dumps([int(hwm), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))"
+        "; import resource, json; from signpose.jobs import peak_rss_mb; "
+        "print(json.dumps([peak_rss_mb(), "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024]))"
     )
     run = subprocess.run([sys.executable, "-c", code + report], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
-    self_kb, children_kb = json.loads(run.stdout.strip().splitlines()[-1])
-    return {"job": self_kb / 1024, "children": children_kb / 1024}
+    job_mb, children_mb = json.loads(run.stdout.strip().splitlines()[-1])
+    return {"job": job_mb, "children": children_mb}
 
 
 @pytest.mark.slow
