@@ -1,6 +1,6 @@
 """Pose-stage throughput (issue #4): the workflow's pose jobs against the two alternatives.
 
-    .venv/bin/python benchmarks/poses.py [--jobs 2] [--json FILE] [--keep DIR]
+    .venv/bin/python benchmarks/poses.py [--jobs 2] [--rounds 3] [--json FILE] [--keep DIR]
 
 Builds 24 clips of WLASL size from real media in a temporary directory, then, one after another:
   (a) bare   OpenCV decode + Holistic.process, one process per core, a fresh graph per clip;
@@ -9,9 +9,12 @@ Builds 24 clips of WLASL size from real media in a temporary directory, then, on
              lists the clips as local files; the download jobs run first, untimed. The pose
              job also cuts its clip (one fused rule), so (c) includes that; "stage-clip" is (c)
              with the clip part's seconds (from the jobs' logs, over N slots) taken out.
+Each round runs all three (in rotating order); the figures are medians over the rounds.
 Frames per second = frames posed / wall time; frames per CPU second as a view that other load
-on the machine barely moves. Also the fixed cost of one pose process, part by part, and the
-peak RSS of the pose jobs (from their own logs). Prints a table, writes JSON; 3-7 minutes.
+on the machine barely moves ((c) counts the fork server and the jobs it forked). Also the fixed
+cost of one pose process, part by part, the wall time of one features job started cold and
+forked warm, and the peak RSS of the pose jobs (from their own logs). Prints a table, writes
+JSON; about 5 minutes for 3 rounds.
 """
 
 from __future__ import annotations
@@ -101,15 +104,15 @@ def balanced(clips: dict[str, int], n: int) -> list[list[str]]:
     return shares
 
 
-def timed(commands: list[list[str]], cwd: Path | None = None) -> dict:
+def timed(commands: list[list[str]], cwd: Path | None = None, env=None) -> dict:
     """Run commands side by side: wall time, CPU time and the largest peak RSS of any process.
 
     CPU seconds (user + system, children included) barely move when other work shares the
     cores, so they give a second, load-insensitive view of the same run.
     """
     start = time.perf_counter()
-    procs = [subprocess.Popen(c, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for c in commands]  # fmt: skip
+    procs = [subprocess.Popen(c, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE) for c in commands]  # fmt: skip
     cpu, rss = 0.0, 0.0
     for p in procs:
         _, status, usage = os.wait4(p.pid, 0)
@@ -133,7 +136,7 @@ def run_bare(clips: dict[str, int], jobs: int) -> dict:
 
 def run_cli(clips: dict[str, int], jobs: int, work: Path) -> dict:
     folder = work / "cli"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for path in clips:
         shutil.copy(path, folder)
     cmd = [str(BIN / "videos_to_poses"), "--format", "mediapipe", "-d", str(folder),
@@ -164,15 +167,23 @@ def workflow_copy(clips: dict[str, int], work: Path) -> tuple[Path, list[str]]:
     return wf, [f"results/bench/poses/{Path(p).stem}.pose" for p in clips]
 
 
-def snakemake(wf: Path, jobs: int, targets: list[str], *extra: str) -> dict:
+def snakemake(wf: Path, jobs: int, targets: list[str], *extra: str, env=None) -> dict:
     cmd = [str(BIN / "snakemake"), *targets, "-j", str(jobs), "--configfile", "bench.yaml"]
-    return timed([[*cmd, *extra]], cwd=wf)
+    return timed([[*cmd, *extra]], cwd=wf, env=env)
 
 
 def run_stage(clips: dict[str, int], jobs: int, work: Path) -> dict:
+    """(c), with the fork server's CPU (it forks the jobs, so they are not Snakemake's children).
+
+    A TMPDIR of its own gives the run a fresh fork server, started by its first job (that
+    start is part of the timed run) and found afterwards through the log it writes.
+    """
     wf, targets = workflow_copy(clips, work)
-    snakemake(wf, jobs, targets, "--until", "download")
-    run = snakemake(wf, jobs, targets)
+    env = {**os.environ, "TMPDIR": str(work / "tmp")}
+    (work / "tmp").mkdir()
+    snakemake(wf, jobs, targets, "--until", "download", env=env)
+    run = snakemake(wf, jobs, targets, env=env)
+    run["cpu_s"] += server_cpu_s(work / "tmp")
     results = wf / "results" / "bench"
     jobs_logs = [job_figures(p.read_text()) for p in (results / "logs" / "pose").glob("*.log")]
     return {
@@ -183,6 +194,16 @@ def run_stage(clips: dict[str, int], jobs: int, work: Path) -> dict:
         "pose_part_s": sum(j["pose_s"] for j in jobs_logs),
         "clip_part_s": sum(j["clip_s"] for j in jobs_logs),
     }
+
+
+def server_cpu_s(tmpdir: Path) -> float:
+    """CPU seconds of the fork servers under `tmpdir` and of the jobs they forked and reaped."""
+    total = 0.0
+    for log in tmpdir.glob("signpose-*/*.log"):
+        pid = re.search(r"fork server (\d+) listening", log.read_text()).group(1)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def job_figures(log_text: str) -> dict:
@@ -220,30 +241,46 @@ def probe(clip: str) -> dict:
 
 
 def fixed_costs(clip: str, repeats: int = 3) -> dict:
-    """Medians over fresh processes: interpreter, Snakemake script preamble, imports, graph."""
+    """Medians over fresh processes: interpreter, imports, graph, first frame."""
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
         subprocess.run([PYTHON, "-c", "pass"], check=True)
         interpreter = time.perf_counter() - start
-        start = time.perf_counter()
-        subprocess.run([PYTHON, "-c", PREAMBLE], check=True)
-        preamble = time.perf_counter() - start - interpreter
         out = subprocess.run([PYTHON, __file__, "--probe", clip], check=True,
                              capture_output=True, text=True).stdout  # fmt: skip
-        runs.append({"interpreter_s": interpreter, "script_preamble_s": preamble,
-                     **json.loads(out.splitlines()[-1])})  # fmt: skip
+        runs.append({"interpreter_s": interpreter, **json.loads(out.splitlines()[-1])})
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-# What Snakemake's `script:` directive runs before the script itself (snakemake 9).
-PREAMBLE = (
-    "import pickle; from snakemake.logging import logger; "
-    "from snakemake.iocontainers import Snakemake; from snakemake.shell import shell"
-)
+def job_start(pose: Path, work: Path, repeats: int = 5) -> dict:
+    """Wall seconds of one features job, which is almost all start-up: cold and forked warm."""
+    folder = work / "job-start"
+    folder.mkdir()
+    env = {**os.environ, "TMPDIR": str(folder)}
+    script = ROOT / "workflow" / "scripts" / "instance.py"
+
+    def once(i: int, server: str) -> float:
+        args = ["features", f"{i}.log", str(pose), f"{i}.npy", f"{i}.json", "x", "{}"]
+        start = time.perf_counter()
+        subprocess.run([PYTHON, str(script), *args], cwd=folder, check=True,
+                       env={**env, "SIGNPOSE_FORKSERVER": server})  # fmt: skip
+        return time.perf_counter() - start
+
+    once(0, "1")  # starts the server
+    cold = statistics.median(once(i, "0") for i in range(repeats))
+    warm = statistics.median(once(i, "1") for i in range(repeats))
+    return {"features_job_cold_s": cold, "features_job_warm_s": warm}
 
 
 RUNS = ("bare", "cli", "stage", "stage-clip")
+RUNNERS = {"bare": lambda clips, jobs, _work: run_bare(clips, jobs), "cli": run_cli,
+           "stage": run_stage}  # fmt: skip
+
+
+def medians(runs) -> dict:
+    runs = list(runs)
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 def summarise(results: dict) -> None:
@@ -279,7 +316,8 @@ def table(results: dict) -> str:
         )
     rows.append("\ngoals: stage/bare >= 0.85, stage/cli >= 1.0")
     rows += [f"  {k:22s} {v:.2f}" for k, v in results["ratios"].items()]
-    rows.append("\nfixed cost of one pose process (median of 3 fresh processes):")
+    rows.append("\nfixed cost of one pose process (median of 3 fresh processes), and one")
+    rows.append("features job started cold and forked by the warm server (median of 5):")
     rows += [f"  {k:24s} {v * 1000:7.0f} ms" for k, v in results["fixed_cost"].items()]
     return "\n".join(rows)
 
@@ -288,6 +326,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path(tempfile.gettempdir()) / "poses.json")
+    parser.add_argument("--rounds", type=int, default=3, help="medians over this many")
     parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temp dir)")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -299,12 +338,21 @@ def main() -> None:
         clips = make_clips(work / "clips")
         frames = sorted(clips.values())
         print(f"{len(clips)} clips, {sum(frames)} frames, median {statistics.median(frames)}")
-        results = {"clips": {Path(p).name: n for p, n in clips.items()}, "jobs": args.jobs}
-        results["bare"] = run_bare(clips, args.jobs)
-        results["cli"] = run_cli(clips, args.jobs, work)
-        results["stage"] = run_stage(clips, args.jobs, work)
+        rounds = []
+        for i in range(args.rounds):  # the order rotates, so slow drift hits every run alike
+            order = [*RUNNERS][i % 3 :] + [*RUNNERS][: i % 3]
+            done = {key: RUNNERS[key](clips, args.jobs, work / f"{key}{i}") for key in order}
+            rounds.append(done)
+            fps = ", ".join(f"{k} {r['frames'] / r['wall_s']:.1f} fps" for k, r in done.items())
+            print(f"round {i + 1}: {fps}", flush=True)
+        results = {"clips": {Path(p).name: n for p, n in clips.items()}, "jobs": args.jobs,
+                   "rounds": rounds}  # fmt: skip
+        results.update({key: medians(r[key] for r in rounds) for key in RUNNERS})
         summarise(results)
-        results["fixed_cost"] = fixed_costs(str(work / "clips" / "t540x720.mp4"))
+        results["fixed_cost"] = {
+            **fixed_costs(str(work / "clips" / "t540x720.mp4")),
+            **job_start(next((work / f"stage{args.rounds - 1}").rglob("poses/*.pose")), work),
+        }
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print(f"written: {args.json}")

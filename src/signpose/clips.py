@@ -32,7 +32,8 @@ class ClipOptions:
     margin: float = 0.15
     max_side: int | None = 720
     crf: int = 18
-    preset: str = "veryfast"
+    # superfast: half of veryfast's CPU time at equal SSIM, 30% larger files (config/README.md)
+    preset: str = "superfast"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int
 
 def ffmpeg_args(
     src: Path, dst: Path, start_s: float, end_s: float | None, box: Box | None,
-    size: tuple[int, int], opts: ClipOptions,
+    size: tuple[int, int], opts: ClipOptions, threads: int = 1,
 ) -> list[str]:  # fmt: skip
     seek = max(0.0, start_s - PREROLL_S)
     trim = f"trim=start={max(0.0, start_s - seek - EDGE_S):.6f}"
@@ -86,10 +87,13 @@ def ffmpeg_args(
     if box:
         filters.append(f"crop={box.w}:{box.h}:{box.x}:{box.y}")
     filters.append(f"scale={size[0]}:{size[1]}")
+    # ffmpeg would start threads for every core; the job was given `threads` of them
     args = [video.ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    args += ["-threads", str(threads), "-filter_threads", str(threads)]
     args += ["-ss", f"{seek:.6f}", "-i", os.fspath(src)]
     args += ["-map", "0:v:0", "-an", "-sn", "-dn", "-vf", ",".join(filters)]
-    args += ["-fps_mode", "passthrough", "-c:v", "libx264", "-preset", opts.preset]
+    args += ["-fps_mode", "passthrough", "-threads", str(threads)]
+    args += ["-c:v", "libx264", "-preset", opts.preset]
     args += ["-crf", str(opts.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
     return [*args, os.fspath(dst)]
 
@@ -107,6 +111,7 @@ def make_clip(
     end_s: float | None,
     bbox: tuple[float, float, float, float] | None,
     opts: ClipOptions,
+    threads: int = 1,
 ) -> ClipResult | Tombstone:
     """Write the clip at `dst`, or a tombstone saying why there is none."""
     dead = tombstone.read(src)
@@ -124,13 +129,26 @@ def make_clip(
                        opts.max_side)  # fmt: skip
     try:
         with atomic_path(dst) as tmp:
-            encode(ffmpeg_args(src, tmp, start_s, end_s, box, size, opts), src)
-            info = video.probe(tmp)
-            if info.frames == 0:
+            encode(ffmpeg_args(src, tmp, start_s, end_s, box, size, opts, threads), src)
+            info = written_clip(tmp)
+            if info is None:
                 raise EmptyClip(f"no frame between {start_s:.2f} s and {end_s} s")
     except EmptyClip as e:
         return Tombstone("clip", "trim_out_of_range", str(e))
     return ClipResult(info=info, source=source)
+
+
+def written_clip(path: Path) -> video.VideoInfo | None:
+    """The clip ffmpeg just wrote, or None when it holds no frame.
+
+    The container's frame count of a fresh ffmpeg file is exact, so no decoding pass is needed;
+    ffmpeg writes a clip without frames as a bare header that no decoder opens.
+    """
+    try:
+        info = video.probe(path, count_frames=False)
+    except video.UnreadableVideo:
+        return None
+    return info if info.frames > 0 else None
 
 
 class EmptyClip(Exception):

@@ -6,6 +6,7 @@ Snakemake. Every job logs one line that says what happened (kept for the report'
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import logging
@@ -55,13 +56,13 @@ def download_job(url: str, target: str, options: dict, attempt: int, backoff_s: 
     log.info("outcome: %s", outcome)
 
 
-def clip_job(source: str, target: str, trim: dict, options: dict) -> None:
+def clip_job(source: str, target: str, trim: dict, options: dict, threads: int = 1) -> None:
     from signpose.clips import ClipOptions, make_clip
 
     start = time.perf_counter()
     result = make_clip(
         Path(source), Path(target), trim["start_s"], trim["end_s"], trim["bbox"],
-        ClipOptions(**options),
+        ClipOptions(**options), threads,
     )  # fmt: skip
     if isinstance(result, Tombstone):
         tombstone.write(target, result)
@@ -117,3 +118,39 @@ def features_job(pose_path: str, target: str, qc_path: str, video_id: str, optio
     record = {"video_id": video_id, **record}
     write_text_atomic(qc_path, json.dumps(record, sort_keys=True) + "\n")
     log.info("qc: %s", record)
+
+
+def _pose_command(threads: str, source: str, clip: str, pose_path: str, trim: str,
+                  clip_opts: str, pose_opts: str) -> None:  # fmt: skip
+    """Cut the clip, then its poses: a new clip always means new poses, so one job does both."""
+    clip_job(source, clip, ast.literal_eval(trim), ast.literal_eval(clip_opts), int(threads))
+    pose_job(clip, pose_path, ast.literal_eval(pose_opts))
+
+
+def _features_command(pose_path: str, npy: str, qc: str, video_id: str, options: str) -> None:
+    features_job(pose_path, npy, qc, video_id, ast.literal_eval(options))
+
+
+COMMANDS = {"pose": _pose_command, "features": _features_command}
+
+
+def run_command(argv: list[str]) -> None:
+    """Run `<job> <log> <args...>` as the per-instance rules pass it.
+
+    Dict arguments (options, trim) arrive as the Python literals that Snakemake's
+    `{params.x:q}` writes.
+    """
+    job, log_path, *args = argv
+    setup_logging(log_path)
+    COMMANDS[job](*args)
+
+
+def preload() -> None:
+    """Import everything the per-instance jobs import, without starting a thread or a graph.
+
+    The fork server (signpose.forkserver) calls this once; each job it forks starts warm.
+    """
+    from signpose import clips, features, holistic  # noqa: F401 - imported for the children
+
+    holistic.import_mediapipe()  # first: pose-format's holistic module imports mediapipe whole
+    import pose_format.utils.holistic  # noqa: F401

@@ -20,5 +20,5 @@ rule pose:
         clip=config["clip"],
         pose=config["pose"],
     shell:
-        "instance_job pose {log:q} {input:q} {output.clip:q} {output.pose:q}"
+        "instance_job pose {log:q} {threads} {input:q} {output.clip:q} {output.pose:q}"
         " {params.trim:q} {params.clip:q} {params.pose:q}"
