@@ -50,9 +50,9 @@ def finished(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def pose_args(name: str, source: Path = VIDEO) -> list[str]:
+def pose_args(name: str, source: Path = VIDEO, options: str = "{}") -> list[str]:
     return ["pose", f"{name}.log", "1", str(source), f"{name}.mp4", f"{name}.pose", WHOLE, "{}",
-            "{}"]  # fmt: skip
+            options]  # fmt: skip
 
 
 def server_pids() -> list[int]:
@@ -74,15 +74,24 @@ def children(pid: int) -> list[int]:
 
 @needs(VIDEO)
 def test_forked_jobs_write_what_a_cold_process_writes_and_share_one_server(tmp_path):
-    assert finished(instance_job(tmp_path, *pose_args("cold"), server=False))[0] == 0
+    """One worker runs all four jobs, its MediaPipe graphs reset between them, not rebuilt."""
+    refined = "{'refine_face_landmarks': True}"
+    for name, options in (("cold", "{}"), ("cold_refined", refined)):
+        code, _ = finished(instance_job(tmp_path, *pose_args(name, options=options), server=False))
+        assert code == 0
     assert not server_pids()
-    for name in ("warm1", "warm2"):
-        assert finished(instance_job(tmp_path, *pose_args(name)))[0] == 0
-    assert (tmp_path / "warm1.pose").read_bytes() == (tmp_path / "cold.pose").read_bytes()
-    assert (tmp_path / "warm2.pose").read_bytes() == (tmp_path / "cold.pose").read_bytes()
+    for name, options in (("warm1", "{}"), ("warm_refined", refined), ("warm2", "{}")):
+        assert finished(instance_job(tmp_path, *pose_args(name, options=options)))[0] == 0
+    cold = (tmp_path / "cold.pose").read_bytes()
+    assert (tmp_path / "warm1.pose").read_bytes() == cold
+    assert (tmp_path / "warm2.pose").read_bytes() == cold  # after a clip with other options
+    assert (tmp_path / "warm_refined.pose").read_bytes() == (
+        tmp_path / "cold_refined.pose").read_bytes()  # fmt: skip
     (pid,) = server_pids()
-    # the job's log is its own (the child took over the client's streams and working folder)
-    assert "pose: 58 frames" in (tmp_path / "warm2.log").read_text()
+    assert len(children(pid)) == 1
+    # the job's log is its own (the worker took over the client's streams and working folder)
+    log = (tmp_path / "warm2.log").read_text()
+    assert "pose: 58 frames" in log and "Traceback" not in log
     maps = Path(f"/proc/{pid}/maps").read_text()
     assert "_framework_bindings" in maps and "tensorflow" not in maps
 

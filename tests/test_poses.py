@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,28 @@ def test_missing_models_are_named():
     check_model(1)
     with pytest.raises(MissingModel, match="pose_landmark_heavy.tflite"):
         check_model(2)
+
+
+def pose_bytes(pose) -> bytes:
+    buffer = io.BytesIO()
+    pose.write(buffer)
+    return buffer.getvalue()
+
+
+@needs(VIDEO)
+@needs(SAMPLE)
+@pytest.mark.parametrize("refine", [False, True])
+def test_poses_are_load_holistics_bytes_also_from_a_reused_graph(refine):
+    """The graph is reset between clips, not rebuilt: nothing of one clip reaches the next."""
+    from pose_format.utils.holistic import load_holistic
+
+    from signpose.video import probe, rgb_frames
+
+    opts = HolisticOptions(refine_face_landmarks=refine)
+    for clip in (VIDEO, SAMPLE, VIDEO):  # the second and third run on the graph of the first
+        frames = list(rgb_frames(clip))
+        height, width = frames[0].shape[:2]
+        reference = load_holistic(frames, fps=probe(clip, count_frames=False).fps, width=width,
+                                  height=height, additional_holistic_config=opts.as_mediapipe(),
+                                  reuse=False)  # fmt: skip
+        assert pose_bytes(estimate(clip, opts)) == pose_bytes(reference)

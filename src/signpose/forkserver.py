@@ -40,6 +40,8 @@ MAX_REQUEST = 1 << 20
 LIMITS = (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_DATA, resource.RLIMIT_FSIZE,
           resource.RLIMIT_NOFILE, resource.RLIMIT_STACK)  # fmt: skip
 PR_SET_PDEATHSIG = 1
+# A worker exits after this many jobs, so that whatever a job leaves behind stays bounded.
+JOBS_PER_WORKER = 200
 
 
 class Unavailable(OSError):
@@ -179,61 +181,184 @@ def _start(path: Path) -> socket.socket:
 # ---------------------------------------------------------------- server
 
 
-def serve(path: Path, idle_s: float = IDLE_S) -> None:
-    """Accept jobs at `path` until idle for `idle_s` seconds or a source file changes."""
-    from signpose import jobs
+class Worker:
+    """A forked child that runs jobs one after another, handed over on its own channel."""
 
-    jobs.preload()
-    sources = _source_mtimes()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    path.unlink(missing_ok=True)  # a dead server's socket; clients start servers under a lock
-    listener.bind(os.fspath(path))
-    listener.listen(128)
-    inode = path.stat().st_ino
-    sel = selectors.DefaultSelector()
-    sel.register(listener, selectors.EVENT_READ, "accept")
-    running: dict[int, tuple[socket.socket | None, int]] = {}  # pidfd -> (client, pid)
-    last = time.monotonic()
-    print(f"signpose fork server {os.getpid()} listening at {path}", file=sys.stderr, flush=True)
-    while listener.fileno() >= 0 or running:
-        events = sel.select(timeout=1.0)
-        for key, _ in events:
-            if key.data == "accept":
-                conn, _ = listener.accept()
-                if _source_mtimes() != sources:
-                    _stop_listening(sel, listener, path, inode)  # first: no client reconnects
-                    _reply(conn, {"stale": True})
-                    break
-                child = _fork_job(conn, sel, listener, running)
-                if child is not None:
-                    pidfd, pid = child
-                    running[pidfd] = (conn, pid)
-                    sel.register(pidfd, selectors.EVENT_READ, "exit")
-                    sel.register(conn, selectors.EVENT_READ, pidfd)
-            elif key.data == "exit":
-                conn, pid = running.pop(key.fd)
-                sel.unregister(key.fd)
-                os.close(key.fd)
-                _, status = os.waitpid(pid, 0)
-                if conn is not None:
-                    sel.unregister(conn)
-                    _reply(conn, {"exit": os.waitstatus_to_exitcode(status)})
-            elif key.data in running:  # the client hung up before its job ended: kill the job
-                conn, pid = running[key.data]
-                sel.unregister(conn)
-                conn.close()
-                running[key.data] = (None, pid)
-                _kill_group(pid)
-        if running or events:
-            last = time.monotonic()
-        elif time.monotonic() - last > idle_s and listener.fileno() >= 0:
-            _stop_listening(sel, listener, path, inode)
+    def __init__(self, pid: int, channel: socket.socket) -> None:
+        self.pid = pid
+        self.channel = channel
+        self.pidfd = os.pidfd_open(pid)
+        self.client: socket.socket | None = None  # the job's client while it runs one
+        self.idle_since = time.monotonic()
+        self.last = False  # it ran its last job and is exiting
+
+
+class Server:
+    """The accept loop: hand each request to an idle worker (or a new one), answer its client.
+
+    Single-threaded (a process that forks must not have other threads) and event-driven:
+    the listening socket, every client, every worker's channel and pidfd are in one selector.
+    """
+
+    def __init__(self, path: Path, idle_s: float) -> None:
+        from signpose import jobs
+
+        jobs.preload()
+        self.path, self.idle_s = path, idle_s
+        self.sources = _source_mtimes()
+        self.sel = selectors.DefaultSelector()
+        self.workers: dict[int, Worker] = {}  # by pid
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        path.unlink(missing_ok=True)  # a dead server's socket; clients start servers under a lock
+        self.listener.bind(os.fspath(path))
+        self.listener.listen(128)
+        self.inode = path.stat().st_ino
+        self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
+        self.last_job = time.monotonic()
+
+    def run(self) -> None:
+        print(f"signpose fork server {os.getpid()} listening at {self.path}", file=sys.stderr,
+              flush=True)  # fmt: skip
+        while self.listening or self.workers:
+            for key, _ in self.sel.select(timeout=1.0):
+                if self.sel.get_map().get(key.fd) is key:  # not dropped by an earlier handler
+                    key.data(key)
+            self._retire_idle()
+
+    @property
+    def listening(self) -> bool:
+        return self.listener.fileno() >= 0
+
+    def _accept(self, _key) -> None:
+        conn, _ = self.listener.accept()
+        if _source_mtimes() != self.sources:
+            self._stop_listening()  # first, so the client's next attempt starts a fresh server
+            _reply(conn, {"stale": True})
+            return
+        request = _receive(conn)
+        if request is None:
+            return
+        data, fds = request
+        worker = next((w for w in self.workers.values() if w.client is None and not w.last),
+                      None) or self._fork_worker(fds)  # fmt: skip
+        try:
+            socket.send_fds(worker.channel, [data], fds)
+        except OSError:
+            _reply(conn, {"retry": True})  # the worker died a moment ago; the client asks again
+            return
+        finally:
+            for fd in fds:
+                os.close(fd)
+        worker.client = conn
+        self.sel.register(conn, selectors.EVENT_READ, lambda _key: self._hung_up(worker))
+        self.last_job = time.monotonic()
+
+    def _fork_worker(self, streams: list[int]) -> Worker:
+        """A new worker; `streams` (the request's, also open here) are closed in it, or it
+        would hold the client's pipes open after the job has ended."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self.sel.close()
+            self.listener.close()
+            for worker in self.workers.values():
+                worker.channel.close()
+                os.close(worker.pidfd)
+                if worker.client is not None:
+                    worker.client.close()
+            ours.close()
+            for fd in streams:
+                os.close(fd)
+            _work(theirs)
+        theirs.close()
+        with contextlib.suppress(OSError):  # also here: a kill must not race the child's setpgid
+            os.setpgid(pid, pid)
+        worker = self.workers[pid] = Worker(pid, ours)
+        self.sel.register(ours, selectors.EVENT_READ, lambda _key: self._finished(worker))
+        self.sel.register(worker.pidfd, selectors.EVENT_READ, lambda _key: self._died(worker))
+        return worker
+
+    def _finished(self, worker: Worker) -> None:
+        """The worker reports its job's exit status (or, with nothing, that it is exiting)."""
+        try:
+            message = worker.channel.recv(4096)
+        except OSError:
+            message = b""
+        if not message:
+            self.sel.unregister(worker.channel)  # its pidfd reports the exit
+            return
+        answer = json.loads(message)
+        worker.last = answer.pop("last", False)
+        if worker.client is not None:
+            self.sel.unregister(worker.client)
+            _reply(worker.client, answer)
+            worker.client = None
+        worker.idle_since = time.monotonic()
+
+    def _died(self, worker: Worker) -> None:
+        _, status = os.waitpid(worker.pid, 0)
+        for fileobj in (worker.channel, worker.pidfd):
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(fileobj)
+        worker.channel.close()
+        os.close(worker.pidfd)
+        if worker.client is not None:  # killed in the middle of a job (OOM killer, a crash)
+            self.sel.unregister(worker.client)
+            _reply(worker.client, {"exit": os.waitstatus_to_exitcode(status)})
+        del self.workers[worker.pid]
+
+    def _hung_up(self, worker: Worker) -> None:
+        """The client went before its job ended (Snakemake cancelled it): the job goes too."""
+        self.sel.unregister(worker.client)
+        worker.client.close()
+        worker.client = None
+        _kill_group(worker.pid)  # the worker and its ffmpeg; `_died` cleans up
+
+    def _retire_idle(self) -> None:
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            if worker.client is None and (now - worker.idle_since > self.idle_s
+                                          or not self.listening):  # fmt: skip
+                _kill_group(worker.pid)
+        if self.listening and not self.workers and now - self.last_job > self.idle_s:
+            self._stop_listening()
+
+    def _stop_listening(self) -> None:
+        self.sel.unregister(self.listener)
+        self.listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            if self.path.stat().st_ino == self.inode:  # not yet replaced by a newer server's
+                self.path.unlink()
+
+
+def serve(path: Path, idle_s: float = IDLE_S) -> None:
+    """Serve jobs at `path` until idle for `idle_s` seconds or a source file changes."""
+    Server(path, idle_s).run()
 
 
 def _reply(conn: socket.socket, answer: dict) -> None:
     with contextlib.suppress(OSError):  # a client that is gone waits for no answer
         conn.send(json.dumps(answer).encode())
     conn.close()
+
+
+def _receive(conn: socket.socket) -> tuple[bytes, list[int]] | None:
+    """A client's request and its three streams, or None (and the client dropped) if invalid."""
+    fds: list[int] = []
+    try:
+        data, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 3)
+        if len(fds) != 3 or _peer_uid(conn) != os.getuid():
+            raise ValueError("a request needs three streams from this user")
+        json.loads(data)
+    except (OSError, ValueError) as e:
+        print(f"signpose fork server: refused a request: {e}", file=sys.stderr, flush=True)
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return None
+    return data, fds
 
 
 def _source_mtimes() -> dict[str, int]:
@@ -249,48 +374,9 @@ def _source_mtimes() -> dict[str, int]:
     return mtimes
 
 
-def _stop_listening(sel, listener: socket.socket, path: Path, inode: int) -> None:
-    sel.unregister(listener)
-    listener.close()
-    with contextlib.suppress(FileNotFoundError):
-        if path.stat().st_ino == inode:  # not yet replaced by a newer server's socket
-            path.unlink()
-
-
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def _fork_job(conn, sel, listener, running) -> tuple[int, int] | None:
-    """Fork a child for the request on `conn`: (pidfd, pid), or None after a bad request."""
-    try:
-        data, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 3)
-        request = json.loads(data)
-        if len(fds) != 3 or _peer_uid(conn) != os.getuid():
-            raise ValueError("a request needs three streams from this user")
-    except (OSError, ValueError) as e:
-        print(f"signpose fork server: refused a request: {e}", file=sys.stderr, flush=True)
-        conn.close()
-        return None
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        sel.close()
-        listener.close()
-        for client, _ in running.values():
-            if client is not None:
-                client.close()
-        for pidfd in running:
-            os.close(pidfd)
-        conn.close()
-        _run_child(request, fds)
-    with contextlib.suppress(OSError):  # also here: a kill must not race the child's setpgid
-        os.setpgid(pid, pid)
-    for fd in fds:
-        os.close(fd)
-    return os.pidfd_open(pid), pid
 
 
 def _peer_uid(conn: socket.socket) -> int:
@@ -298,19 +384,37 @@ def _peer_uid(conn: socket.socket) -> int:
     return int.from_bytes(creds[4:8], sys.byteorder)
 
 
-def _run_child(request: dict, fds: list[int]) -> None:
-    """In the forked child: become the client's process, run the job, never return."""
+def _work(channel: socket.socket) -> None:
+    """In a worker: run the jobs handed over on `channel`, one at a time; never return."""
     import ctypes
+
+    server = os.getppid()
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # its own group, so ffmpeg dies with it when a client hangs up
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != server:  # the server died before the line above
+        os._exit(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for job in range(1, JOBS_PER_WORKER + 1):
+        try:
+            data, fds, _, _ = socket.recv_fds(channel, MAX_REQUEST, 3)
+        except OSError:
+            break
+        if not data:
+            break
+        code = _run_job_here(json.loads(data), fds)
+        for target in (0, 1, 2):  # let go of the client's streams: its reader sees their end
+            os.dup2(devnull, target)
+        channel.send(json.dumps({"exit": code, "last": job == JOBS_PER_WORKER}).encode())
+    os._exit(0)
+
+
+def _run_job_here(request: dict, fds: list[int]) -> int:
+    """Become the client's process for one job: its streams, folder and environment."""
     import traceback
 
     code = 1
     try:
-        server = os.getppid()
-        with contextlib.suppress(OSError):
-            os.setpgid(0, 0)  # its own group, so ffmpeg dies with it when the client hangs up
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != server:  # the server died before the line above
-            os._exit(1)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             if fd > 2:
@@ -318,6 +422,8 @@ def _run_child(request: dict, fds: list[int]) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        with contextlib.suppress(OSError):  # the job's peak memory, not the worker's
+            Path("/proc/self/clear_refs").write_text("5")
         from signpose.jobs import run_command
 
         run_command(request["argv"])
@@ -329,7 +435,7 @@ def _run_child(request: dict, fds: list[int]) -> None:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """MediaPipe Holistic over every decoded frame of a clip, written as a pose-format file.
 
-The file is built by pose-format's own `load_holistic`, fed a frame generator, so its header
-(components, point names and order, 576 or 586 points) and its confidence semantics are
-exactly what the community's tools write, while frames are streamed, not held in memory.
+The file is built from pose-format's own header and per-frame conversion, so it is byte for byte
+what `pose_format.utils.holistic.load_holistic` writes (components, point names and order, 576
+or 586 points, confidence semantics; tested), while frames are streamed, not held in memory.
 
 A pose job's fixed cost is paid 20,000 times in a WLASL run, so mediapipe is imported lean:
 `import mediapipe` loads every solution and task, matplotlib (for a drawing helper) and, when
@@ -14,6 +14,7 @@ TensorFlow is blocked while they do.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.abc
 import importlib.util
 import os
@@ -22,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from signpose import tombstone, video
 from signpose.files import atomic_path
@@ -132,9 +135,6 @@ def estimate(clip: str | os.PathLike, opts: HolisticOptions) -> Pose | Tombstone
     if dead is not None:
         return dead
     check_model(opts.model_complexity)
-    import_mediapipe()
-    from pose_format.utils.holistic import load_holistic
-
     try:
         info = video.probe(clip, count_frames=False)
         frames = video.rgb_frames(clip)
@@ -143,19 +143,51 @@ def estimate(clip: str | os.PathLike, opts: HolisticOptions) -> Pose | Tombstone
         return Tombstone("pose", "undecodable_clip", str(e))
     if first is None:
         return Tombstone("pose", "no_frames", f"{clip}: no decodable frame")
-    height, width = first.shape[:2]
-    pose = load_holistic(
-        _chain(first, frames),
-        fps=info.fps,
-        width=width,
-        height=height,
-        additional_holistic_config=opts.as_mediapipe(),
-        reuse=False,
-    )
+    pose = holistic_pose(_chain(first, frames), info.fps, opts)
     if not pose.body.confidence.any():
         n = pose.body.data.shape[0]
         return Tombstone("pose", "no_person", f"nobody detected in any of {n} frames")
     return pose
+
+
+def holistic_pose(frames: Iterator, fps: float, opts: HolisticOptions) -> Pose:
+    """What `pose_format.utils.holistic.load_holistic` returns for these frames, byte for byte.
+
+    Its own header and per-frame conversion are used; only the graph differs: one per process
+    and options, reset between clips (`reset()` restarts the graph run, so nothing of the last
+    clip is tracked into the next), instead of a new graph per clip, which costs 80 ms more
+    per clip in model set-up. Frames are streamed, not held.
+    """
+    import_mediapipe()
+    from pose_format import Pose
+    from pose_format.numpy.pose_body import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
+    from pose_format.utils.holistic import _extract_frame_data, holistic_components
+
+    extra_face = 10 if opts.refine_face_landmarks else 0
+    graph = _graph(opts)
+    data, conf, height, width = [], [], 0, 0
+    try:
+        for frame in frames:
+            height, width = frame.shape[:2]
+            frame_data, frame_conf = _extract_frame_data(graph.process(frame), width, height,
+                                                         extra_face)  # fmt: skip
+            data.append(frame_data)
+            conf.append(frame_conf)
+    finally:
+        graph.reset()
+    if not data:
+        raise ValueError("no frames to estimate poses from")
+    header = PoseHeader(version=0.2, dimensions=PoseHeaderDimensions(width, height, 0),
+                        components=holistic_components("XYZC", extra_face))  # fmt: skip
+    body = NumPyPoseBody(fps=fps, data=np.expand_dims(np.stack(data), axis=1),
+                         confidence=np.expand_dims(np.stack(conf), axis=1))  # fmt: skip
+    return Pose(header, body)
+
+
+@functools.cache
+def _graph(opts: HolisticOptions):
+    return import_mediapipe().solutions.holistic.Holistic(**opts.as_mediapipe())
 
 
 def _chain(first, rest):
