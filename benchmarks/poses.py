@@ -197,10 +197,14 @@ def run_stage(clips: dict[str, int], jobs: int, work: Path) -> dict:
 
 
 def server_cpu_s(tmpdir: Path) -> float:
-    """CPU seconds of the fork servers under `tmpdir` and of the jobs they forked and reaped."""
-    total = 0.0
+    """CPU seconds of the fork servers under `tmpdir`, their workers (alive at the end, so
+    not yet in the server's children's time) and everything those ran and reaped (ffmpeg)."""
+    pids = []
     for log in tmpdir.glob("signpose-*/*.log"):
-        pid = re.search(r"fork server (\d+) listening", log.read_text()).group(1)
+        server = re.search(r"fork server (\d+) listening", log.read_text()).group(1)
+        pids += [server, *Path(f"/proc/{server}/task/{server}/children").read_text().split()]
+    total = 0.0
+    for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     return total
