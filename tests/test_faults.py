@@ -54,9 +54,16 @@ def results(tmp_path: Path) -> Path:
 
 
 def start(args: list[str]) -> subprocess.Popen:
-    # a process group of its own, so the kill takes every job with it, as a lost node would
-    return subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    """The run in a process group of its own, so the kill takes every job with it, as a lost
+    node would; its output goes to `run.log` beside the working directory."""
+    log = open(Path(args[args.index("-d") + 1]).parent / "run.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(args, start_new_session=True, stdout=log, stderr=log)
+    log.close()
+    return proc
+
+
+def run_log(tmp_path: Path) -> str:
+    return (tmp_path / "run.log").read_text(errors="replace")[-3000:]
 
 
 def kill_9(proc: subprocess.Popen) -> None:
@@ -98,6 +105,7 @@ def test_a_run_killed_halfway_resumes_with_the_documented_commands(tmp_path, run
     root = results(tmp_path)
     proc = start(run_args)
     wait_for(lambda: any((root / "poses").glob("*.pose")), proc)
+    assert proc.poll() is None, run_log(tmp_path)
     kill_9(proc)
     before = finished_targets(root)
     assert not all((root / "features" / f"{vid}.npy").exists() for vid in IDS)

@@ -1,19 +1,23 @@
-"""Per-instance jobs forked from a warm process instead of started cold.
+"""Per-instance jobs run by warm workers instead of cold processes.
 
-A pose job spends about 0.15 s starting Python and importing NumPy, OpenCV, pose-format and
-MediaPipe before its first frame; a features job is almost nothing but that start. At WLASL
-size that is 40,000 cold starts. Here each job's own process is only a small client: it hands
-its command, working directory, environment, umask, limits and standard streams to a server
-that imported everything once, and the server forks a child that runs the job and dies. Every
-job still gets a fresh process (a fresh MediaPipe graph, no state shared between instances),
-and the client exits with the child's status, so Snakemake sees an ordinary job.
+A pose job spends about 0.16 s starting Python and importing NumPy, OpenCV, pose-format and
+MediaPipe before its first frame, and 80 ms more building a MediaPipe graph; a features job is
+almost nothing but its start. At WLASL size that is 40,000 cold starts. Here each job's own
+process is only a small client: it hands its command, working directory, environment and
+standard streams to a server that imported everything once. The server passes the job to an
+idle worker (a child forked from it, or a new one), which takes over the client's streams,
+folder and environment, runs the job, lets go of the streams and reports the exit status; the
+client exits with it, so Snakemake sees an ordinary job. A worker keeps its MediaPipe graph
+between jobs and resets it (signpose.holistic), so no clip's state reaches the next.
 
-One server per user, node, Python environment, signpose checkout and cgroup (a SLURM job's
-children must stay in that job's cgroup). The first client starts it; it exits after `IDLE_S`
-idle seconds, and refuses work as soon as a signpose source file changes (the client then
-starts a fresh one). If the client kills (Snakemake cancels the job), the server kills the
-child's process group; if the server dies, its children die with it. When no server can be
-reached the client runs the job itself. SIGNPOSE_FORKSERVER=0 turns the server off.
+One server per user, node, Python environment, signpose checkout, cgroup (a SLURM job's work
+must stay in that job's cgroup) and resource limits (a worker has the limits of the client
+that started the server). The first client starts it; it exits after `IDLE_S` idle seconds, a
+worker after `JOBS_PER_WORKER` jobs, and the server refuses work as soon as a signpose source
+file changes (the client then starts a fresh one). If a client goes (Snakemake cancels the
+job), its worker is killed with its process group; if the server dies, its workers die with it.
+When no server can be reached the client runs the job itself. SIGNPOSE_FORKSERVER=0 turns the
+server off.
 
 Only the standard library is imported at module level: the client must start in milliseconds.
 """
@@ -190,7 +194,7 @@ class Worker:
         self.pidfd = os.pidfd_open(pid)
         self.client: socket.socket | None = None  # the job's client while it runs one
         self.idle_since = time.monotonic()
-        self.last = False  # it ran its last job and is exiting
+        self.ending = False  # killed, or it ran its last job: it takes no more
 
 
 class Server:
@@ -239,7 +243,7 @@ class Server:
         if request is None:
             return
         data, fds = request
-        worker = next((w for w in self.workers.values() if w.client is None and not w.last),
+        worker = next((w for w in self.workers.values() if w.client is None and not w.ending),
                       None) or self._fork_worker(fds)  # fmt: skip
         try:
             socket.send_fds(worker.channel, [data], fds)
@@ -290,7 +294,7 @@ class Server:
             self.sel.unregister(worker.channel)  # its pidfd reports the exit
             return
         answer = json.loads(message)
-        worker.last = answer.pop("last", False)
+        worker.ending = answer.pop("last", False) or worker.ending
         if worker.client is not None:
             self.sel.unregister(worker.client)
             _reply(worker.client, answer)
@@ -299,14 +303,23 @@ class Server:
 
     def _died(self, worker: Worker) -> None:
         _, status = os.waitpid(worker.pid, 0)
+        if worker.client is not None:
+            try:  # the last job's answer may still be waiting behind the exit
+                answer = json.loads(worker.channel.recv(4096, socket.MSG_DONTWAIT) or b"{}")
+                answer.pop("last", None)
+            except (OSError, ValueError):
+                answer = {}
+            code = os.waitstatus_to_exitcode(status)
+            # Killed mid-job (OOM killer, a crash): the job failed with that signal. Gone
+            # without a word otherwise: the job may not have started; the client asks again.
+            answer = answer or ({"exit": code} if code < 0 else {"retry": True})
+            self.sel.unregister(worker.client)
+            _reply(worker.client, answer)
         for fileobj in (worker.channel, worker.pidfd):
             with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(fileobj)
         worker.channel.close()
         os.close(worker.pidfd)
-        if worker.client is not None:  # killed in the middle of a job (OOM killer, a crash)
-            self.sel.unregister(worker.client)
-            _reply(worker.client, {"exit": os.waitstatus_to_exitcode(status)})
         del self.workers[worker.pid]
 
     def _hung_up(self, worker: Worker) -> None:
@@ -314,14 +327,22 @@ class Server:
         self.sel.unregister(worker.client)
         worker.client.close()
         worker.client = None
-        _kill_group(worker.pid)  # the worker and its ffmpeg; `_died` cleans up
+        self._end(worker)
+
+    def _end(self, worker: Worker) -> None:
+        """Kill the worker and its ffmpeg; `_died` cleans up once it is gone."""
+        worker.ending = True  # from now on, even before it is gone, it gets no job
+        _kill_group(worker.pid)
 
     def _retire_idle(self) -> None:
         now = time.monotonic()
         for worker in list(self.workers.values()):
-            if worker.client is None and (now - worker.idle_since > self.idle_s
-                                          or not self.listening):  # fmt: skip
-                _kill_group(worker.pid)
+            if (
+                worker.client is None
+                and not worker.ending
+                and (now - worker.idle_since > self.idle_s or not self.listening)
+            ):
+                self._end(worker)
         if self.listening and not self.workers and now - self.last_job > self.idle_s:
             self._stop_listening()
 
