@@ -120,3 +120,22 @@ def test_poses_are_load_holistics_bytes_also_from_a_reused_graph(refine):
                                   height=height, additional_holistic_config=opts.as_mediapipe(),
                                   reuse=False)  # fmt: skip
         assert pose_bytes(estimate(clip, opts)) == pose_bytes(reference)
+
+
+@needs(VIDEO)
+def test_a_clip_that_fails_midway_leaves_no_state_for_the_next():
+    """A failed clip's graph is dropped, not reset: the next clip gets a new one."""
+    from signpose.holistic import holistic_pose
+    from signpose.video import rgb_frames
+
+    def broken():
+        frames = rgb_frames(VIDEO)
+        yield next(frames)
+        yield next(frames)
+        raise OSError("the disk went away")
+
+    opts = HolisticOptions()
+    expected = pose_bytes(estimate(VIDEO, opts))
+    with pytest.raises(OSError, match="disk went away"):
+        holistic_pose(broken(), 30.0, opts)
+    assert pose_bytes(estimate(VIDEO, opts)) == expected

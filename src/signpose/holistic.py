@@ -174,8 +174,12 @@ def holistic_pose(frames: Iterator, fps: float, opts: HolisticOptions) -> Pose:
                                                          extra_face)  # fmt: skip
             data.append(frame_data)
             conf.append(frame_conf)
-    finally:
         graph.reset()
+    except BaseException:
+        _graph.cache_clear()  # a graph that failed mid-clip is not trusted with the next one
+        with contextlib.suppress(Exception):
+            graph.close()
+        raise
     if not data:
         raise ValueError("no frames to estimate poses from")
     header = PoseHeader(version=0.2, dimensions=PoseHeaderDimensions(width, height, 0),
