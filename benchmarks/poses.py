@@ -254,7 +254,7 @@ def fixed_costs(clip: str, repeats: int = 3) -> dict:
         out = subprocess.run([PYTHON, __file__, "--probe", clip], check=True,
                              capture_output=True, text=True).stdout  # fmt: skip
         runs.append({"interpreter_s": interpreter, **json.loads(out.splitlines()[-1])})
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    return medians(runs)
 
 
 def job_start(pose: Path, work: Path, repeats: int = 5) -> dict:
@@ -283,6 +283,7 @@ RUNNERS = {"bare": lambda clips, jobs, _work: run_bare(clips, jobs), "cli": run_
 
 
 def medians(runs) -> dict:
+    """Each figure's median over the runs (dicts with the same keys)."""
     runs = list(runs)
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 

@@ -40,10 +40,11 @@ def decoded_frames(path: Path) -> int:
     return count
 
 
-def wait_for(condition, proc: subprocess.Popen, timeout_s: float = 300) -> None:
-    """Poll `condition` until it holds, failing if `proc` ends or time runs out first."""
+def wait_for(condition, proc: subprocess.Popen | None, timeout_s: float = 300) -> None:
+    """Poll `condition` until it holds, failing if `proc` (when given) ends or time runs out
+    first."""
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert proc.poll() is None, "the process ended before the awaited moment"
+        assert proc is None or proc.poll() is None, "the process ended before the awaited moment"
         assert time.monotonic() < deadline, f"not reached within {timeout_s} s"
         time.sleep(0.05)

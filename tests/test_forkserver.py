@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -122,10 +121,7 @@ def test_a_job_whose_client_is_killed_dies_with_it(tmp_path):
     assert len(children(pid)) == 1
     client.kill()
     client.wait()
-    deadline = time.monotonic() + 5
-    while children(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert children(pid) == []
+    wait_for(lambda: children(pid) == [], None, timeout_s=5)
     assert not (tmp_path / "x.pose").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".x.")]  # no temp file
 
@@ -154,20 +150,14 @@ def test_a_changed_source_file_retires_the_server(tmp_path):
     assert code == 1 and "no fork server" not in err
     (second,) = server_pids()  # the log now names the fresh server
     assert second != first
-    deadline = time.monotonic() + 5
-    while alive(first) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(first)
+    wait_for(lambda: not alive(first), None, timeout_s=5)
 
 
 def test_the_server_goes_when_idle(tmp_path):
     args = ["features", "a.log", "missing.pose", "a.npy", "a.json", "x", "{}"]
     assert finished(instance_job(tmp_path, *args, SIGNPOSE_FORKSERVER_IDLE_S="1"))[0] == 1
     (pid,) = server_pids()
-    deadline = time.monotonic() + 10
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive(pid)
+    wait_for(lambda: not alive(pid), None, timeout_s=10)
     assert not list(Path(os.environ["TMPDIR"]).glob("signpose-*/*.sock"))
 
 
