@@ -108,7 +108,8 @@ def _exit_status(code: int, argv: list[str]) -> int:
 
 
 def socket_path() -> Path:
-    """Where this environment's server listens: one per user, node, environment and cgroup."""
+    """Where this environment's server listens: one per user, node, Python environment,
+    checkout, cgroup, SLURM job, umask and resource limits."""
     import hashlib
 
     try:
@@ -153,9 +154,9 @@ def _connect_or_start(path: Path) -> socket.socket:
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one client starts it, the others wait
             return _connect(path) or _start(path)
+    except Unavailable:
+        raise
     except OSError as e:
-        if isinstance(e, Unavailable):
-            raise
         raise Unavailable(f"{path}: {e}") from e
 
 
@@ -209,7 +210,7 @@ class Server:
 
         jobs.preload()
         self.path, self.idle_s = path, idle_s
-        self.sources = _source_mtimes()
+        self.sources = _mtimes(_signpose_files())
         self.sel = selectors.DefaultSelector()
         self.workers: dict[int, Worker] = {}  # by pid
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -235,7 +236,7 @@ class Server:
 
     def _accept(self, _key) -> None:
         conn, _ = self.listener.accept()
-        if _source_mtimes() != self.sources:
+        if _mtimes(self.sources) != self.sources:
             self._stop_listening()  # first, so the client's next attempt starts a fresh server
             _reply(conn, {"stale": True})
             return
@@ -382,16 +383,23 @@ def _receive(conn: socket.socket) -> tuple[bytes, list[int]] | None:
     return data, fds
 
 
-def _source_mtimes() -> dict[str, int]:
-    """Modification times of the loaded signpose modules: a change means stale code."""
+def _signpose_files() -> list[str]:
+    """The files of the loaded signpose modules, this one included (it runs as `__main__`).
+    The server runs no job itself, so the set is fixed once it has preloaded: it is listed
+    once, and only stat'ed per job."""
+    return [__file__, *(module.__file__ for name, module in list(sys.modules.items())
+                        if (name == "signpose" or name.startswith("signpose."))
+                        and getattr(module, "__file__", None))]  # fmt: skip
+
+
+def _mtimes(files) -> dict[str, int]:
+    """Modification times of `files` (-1 for one that is gone): a change means stale code."""
     mtimes = {}
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file and (name == "signpose" or name.startswith("signpose.")):
-            try:
-                mtimes[file] = os.stat(file).st_mtime_ns
-            except OSError:
-                mtimes[file] = -1
+    for file in files:
+        try:
+            mtimes[file] = os.stat(file).st_mtime_ns
+        except OSError:
+            mtimes[file] = -1
     return mtimes
 
 

@@ -148,7 +148,7 @@ def run_command(argv: list[str]) -> None:
 def preload() -> None:
     """Import everything the per-instance jobs import, without starting a thread or a graph.
 
-    The fork server (signpose.forkserver) calls this once; each job it forks starts warm.
+    The fork server (signpose.forkserver) calls this once; the workers it forks start warm.
     """
     from signpose import clips, features, holistic  # noqa: F401 - imported for the children
 

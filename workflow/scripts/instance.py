@@ -2,7 +2,7 @@
 
 Not `script:`: Snakemake reads and checks a `script:` rule's source once per job while it
 plans, about a quarter of a WLASL2000 dry-run (benchmarks/README.md), and the job itself would
-import Snakemake to unpickle its arguments. The job runs in a child of a warm fork server
+import Snakemake to unpickle its arguments. The job runs in a worker of a warm fork server
 (signpose.forkserver says why); this process only hands it over and waits.
 """
 
