@@ -35,3 +35,15 @@ rule all:
         res("report/metrics.html"),
         res("report/qc.png"),
         res("report/skeletons.png"),
+
+
+# After a failed or interrupted run, the way back (README, "What is stale, and resuming").
+onerror:
+    from snakemake.logging import logger
+
+    logger.error(
+        "signpose: finished files are kept. Fix what failed above (if a job failed), then "
+        "resume with the same command, e.g. `snakemake --cores all`. If it then says the "
+        "directory cannot be locked and no other run is going on here: `snakemake --unlock`, "
+        "then the same command again."
+    )

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import time
 
 import pytest
 
@@ -230,3 +232,55 @@ def test_csv_missing_column_is_named(tmp_path):
     path.write_text("file,gloss\na.mp4,hello\n")
     with pytest.raises(MetadataError, match="'video_file'"):
         metadata.load({"metadata": str(path), "format": "csv", "allow_local_files": True})
+
+
+def test_a_fifo_as_metadata_fails_at_once_naming_it(tmp_path):
+    fifo = tmp_path / "meta.json"
+    os.mkfifo(fifo)  # nobody writes to it: a reader would wait forever
+    started = time.monotonic()
+    for fmt in ("wlasl", "csv"):
+        with pytest.raises(MetadataError) as err:
+            metadata.load({"metadata": str(fifo), "format": fmt})
+        assert str(err.value) == f"{fifo}: a FIFO (named pipe), not a metadata file"
+    assert time.monotonic() - started < 1
+    with pytest.raises(MetadataError, match=f"^{tmp_path}: a directory, not a metadata file$"):
+        metadata.load({"metadata": str(tmp_path)})
+
+
+def test_json_nested_too_deeply_is_named(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(MetadataError) as err:
+        metadata.load({"metadata": str(path)})
+    assert str(err.value).startswith(f"{path}: JSON nested too deeply to read")
+    assert "\n" not in str(err.value)
+
+
+def test_the_label_cap_is_a_config_bound(write_json):
+    sentence = "a long sentence " * 100  # 1,600 characters
+    path = write_json(wlasl(GOOD, gloss=sentence))
+    with pytest.raises(MetadataError, match=r"1600 characters \(at most 1000: dataset.max_label"):
+        metadata.load({"metadata": str(path)})
+    ds = metadata.load({"metadata": str(path), "max_label_chars": 2000})
+    assert ds.instances["00001"].gloss == sentence
+
+
+def three_signers(tmp_path, fractions=None) -> metadata.Dataset:
+    rows = ["video_file,gloss,signer"]
+    rows += [f"s{i}.mp4,sign {i},signer{i % 3}" for i in range(6)]
+    path = tmp_path / "three.csv"
+    path.write_text("\n".join(rows) + "\n")
+    cfg = {"metadata": str(path), "format": "csv", "allow_local_files": True,
+           "csv": {"signer_column": "signer"}, "split_fractions": fractions or {}}  # fmt: skip
+    return metadata.load(cfg)
+
+
+def test_a_split_that_misses_its_fractions_says_what_it_got(tmp_path):
+    ds = three_signers(tmp_path)
+    got = {s: len(ds.by_split(s)) for s in metadata.SPLITS}
+    assert sum(got.values()) == 6 and got["train"] < 6 * 0.8 - 0.3  # three signers, kept whole
+    assert ds.split_note.startswith("signer-aware split: the requested fractions train 0.80/val ")
+    obtained = "/".join(f"{s} {got[s] / 6:.2f}" for s in metadata.SPLITS)
+    assert f"with 3 signers kept whole; obtained {obtained} (" in ds.split_note
+    # fractions that whole signers meet are not reported
+    assert three_signers(tmp_path, {"train": 1.0, "val": 0.0}).split_note == ""

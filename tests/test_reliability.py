@@ -411,3 +411,47 @@ def test_a_clip_job_killed_mid_encode_leaves_no_target_and_reruns(tmp_path, uhd)
     assert all(name.startswith(".x.mp4.") for name in os.listdir(target.parent))
     assert start_job(code, tmp_path / "clip.log").wait() == 0
     assert video.probe(target).frames == 120
+
+
+# ---------------------------------------------------------------------------------------------
+# small and odd datasets, and where results may go: whole Snakemake runs as a user starts them
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+DEMO_VIDEOS = ROOT / "resources" / "demo" / "videos"
+
+
+def snakemake_run(workdir: Path, overlay: dict, *args: str, timeout: float = 900):
+    """The README's command (`snakemake --cores all`) with `overlay` as a config file."""
+    workdir.mkdir(exist_ok=True)
+    (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
+           str(workdir / "overlay.yaml"), *(args or ("--cores", "all"))]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_a_two_video_all_train_dataset_finishes_with_every_page(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["video_file,gloss,split"]
+    for name, gloss in (("demo00001.mp4", "hello"), ("demo00002.mp4", "world")):
+        (data / name).write_bytes((DEMO_VIDEOS / name).read_bytes())
+        rows.append(f"{name},{gloss},train")
+    (data / "meta.csv").write_text("\n".join(rows) + "\n")
+    results = tmp_path / "results"
+    dataset = {"name": "two", "format": "csv", "metadata": str(data / "meta.csv"),
+               "allow_local_files": True, "csv": {"split_column": "split"}}  # fmt: skip
+    overlay = {"dataset": dataset, "results_dir": str(results), "train": {"epochs": 2}}
+    run = snakemake_run(tmp_path / "work", overlay)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for page in ("dataset.html", "metrics.html", "qc.png", "skeletons.png"):
+        assert (results / "report" / page).stat().st_size > 500
+    metrics = json.loads((results / "model" / "metrics.json").read_text())
+    assert {s: metrics["splits"][s]["n_items"] for s in ("val", "test")} == {"val": 0, "test": 0}
+    page = (results / "report" / "metrics.html").read_text(encoding="utf-8")
+    assert "val is empty (no instance in this split); test is empty" in page
+    assert "agreement with the Keras model was not checked" in page
+    report = tmp_path / "report.html"
+    built = snakemake_run(tmp_path / "work", overlay, "--report", str(report))
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "metrics.html" in report.read_text(encoding="utf-8", errors="replace")

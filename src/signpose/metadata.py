@@ -18,16 +18,22 @@ import hashlib
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from signpose.config import with_defaults
+from signpose.paths import not_a_file
 from signpose.sites import source_id
 
 SPLITS = ("train", "val", "test")
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 WLASL_FIELDS = ("bbox", "fps", "frame_end", "frame_start", "split", "url", "video_id")
+# A split whose share of the instances is further than this from the requested fraction is
+# reported (planning log and dataset page): a few signers cannot be divided 0.8/0.1/0.1.
+FRACTION_TOLERANCE = 0.05
 
 
 class MetadataError(ValueError):
@@ -67,6 +73,7 @@ class Instance:
 class Dataset:
     instances: dict[str, Instance]  # by video_id, in metadata order
     urls: dict[str, str]  # source_id -> url (one download per source)
+    split_note: str = ""  # the signer-aware split's shortfall, when it has one
 
     def by_split(self, split: str) -> list[str]:
         if split == "all":
@@ -76,20 +83,23 @@ class Dataset:
 
 def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
     """Load and validate the dataset that `cfg` (the config's `dataset` section) describes."""
+    # The schema fills the defaults; the name it requires names results, not records.
+    cfg = with_defaults({"name": "unnamed", **cfg}, "dataset")
     path = Path(cfg["metadata"])
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
-    fmt = cfg.get("format", "wlasl")
-    allow_local = bool(cfg.get("allow_local_files", False))
-    if fmt == "wlasl":
-        records = wlasl_records(path, cfg.get("subset"))
-    elif fmt == "csv":
-        records = csv_records(path, cfg.get("csv", {}))
+    kind = not_a_file(path)
+    if kind:  # a FIFO would block the reader until someone writes to it
+        raise MetadataError(f"{path}: {kind}, not a metadata file")
+    if cfg["format"] == "wlasl":
+        records = wlasl_records(path, cfg["subset"])
     else:
-        raise MetadataError(f"{path}: unknown metadata format {fmt!r} (wlasl or csv)")
+        records = csv_records(path, cfg["csv"])
     instances: dict[str, Instance] = {}
     for where, rec in records:
-        inst = make_instance(rec, f"{path}: {where}", allow_local)
+        inst = make_instance(
+            rec, f"{path}: {where}", cfg["allow_local_files"], cfg["max_label_chars"]
+        )
         if inst.video_id in instances:
             raise MetadataError(
                 f"{path}: {where}: field 'video_id': duplicate video_id {inst.video_id!r}"
@@ -97,9 +107,15 @@ def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
         instances[inst.video_id] = inst
     if not instances:
         raise MetadataError(f"{path}: no instances (a run over nothing is a mistake)")
-    if fmt == "csv" and not cfg.get("csv", {}).get("split_column"):
-        instances = assign_splits(instances, cfg.get("split_fractions", {}), cfg.get("seed", 0))
-    return Dataset(instances=instances, urls={i.source_id: i.url for i in instances.values()})
+    if cfg["format"] == "csv" and not cfg["csv"]["split_column"]:
+        instances = assign_splits(instances, cfg["split_fractions"], cfg["seed"])
+        note = split_shortfall(instances, cfg["split_fractions"])
+        return Dataset(instances, urls_of(instances), note)
+    return Dataset(instances, urls_of(instances))
+
+
+def urls_of(instances: Mapping[str, Instance]) -> dict[str, str]:
+    return {i.source_id: i.url for i in instances.values()}
 
 
 def wlasl_records(path: Path, subset: int | None) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -131,16 +147,21 @@ def read_json(path: Path) -> Any:
         raise MetadataError(f"{path}: not UTF-8 at byte {e.start}") from None
     except json.JSONDecodeError as e:
         raise MetadataError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise MetadataError(
+            f"{path}: JSON nested too deeply to read (more than about "
+            f"{sys.getrecursionlimit()} levels; WLASL needs 4)"
+        ) from None
 
 
 def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
     """(where, record) per CSV row, mapped onto WLASL field names by the `csv` config."""
-    video_col = cfg.get("video_column", "video_file")
-    label_col = cfg.get("label_column", "gloss")
+    video_col = cfg["video_column"]
+    label_col = cfg["label_column"]
     optional = {
-        "split": cfg.get("split_column"),
-        "signer_id": cfg.get("signer_column"),
-        "video_id": cfg.get("id_column"),
+        "split": cfg["split_column"],
+        "signer_id": cfg["signer_column"],
+        "video_id": cfg["id_column"],
     }
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -153,7 +174,7 @@ def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[
                 rec: dict[str, Any] = {
                     "url": row[video_col],
                     "gloss": row[label_col],
-                    "fps": cfg.get("fps", 25),
+                    "fps": cfg["fps"],
                     "frame_start": 1,
                     "frame_end": -1,
                     "bbox": None,
@@ -178,7 +199,9 @@ def csv_video_id(video_file: str) -> str:
     return "v" + hashlib.sha256(video_file.encode("utf-8")).hexdigest()[:15]
 
 
-def make_instance(rec: Mapping[str, Any], where: str, allow_local: bool) -> Instance:
+def make_instance(
+    rec: Mapping[str, Any], where: str, allow_local: bool, max_label_chars: int
+) -> Instance:
     missing = [f for f in WLASL_FIELDS if f not in rec and f != "bbox"]
     if missing:
         raise MetadataError(f"{where}: field {missing[0]!r}: missing")
@@ -194,8 +217,11 @@ def make_instance(rec: Mapping[str, Any], where: str, allow_local: bool) -> Inst
         raise MetadataError(
             f"{where}: field 'gloss': must be a non-empty string without NUL or lone surrogates"
         )
-    if len(gloss) > 1000:
-        raise MetadataError(f"{where}: field 'gloss': {len(gloss)} characters (at most 1000)")
+    if len(gloss) > max_label_chars:
+        raise MetadataError(
+            f"{where}: field 'gloss': {len(gloss)} characters (at most {max_label_chars}: "
+            "dataset.max_label_chars)"
+        )
     split = rec["split"]
     if split not in SPLITS:
         raise MetadataError(f"{where}: field 'split': unknown split {short(split)} ({SPLITS})")
@@ -271,8 +297,7 @@ def assign_splits(
     A signer (or, without signer ids, a video) is placed by a hash of (seed, signer), so adding
     recordings never moves existing ones between splits.
     """
-    train = fractions.get("train", 0.8)
-    val = fractions.get("val", 0.1)
+    train, val = fractions["train"], fractions["val"]
     out = {}
     for vid, inst in instances.items():
         key = inst.signer_id or vid
@@ -281,6 +306,25 @@ def assign_splits(
         split = "train" if u < train else "val" if u < train + val else "test"
         out[vid] = Instance(**{**as_dict(inst), "split": split})
     return out
+
+
+def split_shortfall(instances: Mapping[str, Instance], fractions: Mapping[str, float]) -> str:
+    """One line saying how far the obtained split is from the requested fractions, or "" when
+    every split is within FRACTION_TOLERANCE of its share."""
+    wanted = {"train": fractions["train"], "val": fractions["val"]}
+    wanted["test"] = max(0.0, 1 - wanted["train"] - wanted["val"])
+    counts = {s: sum(i.split == s for i in instances.values()) for s in SPLITS}
+    got = {s: counts[s] / len(instances) for s in SPLITS}
+    if all(abs(got[s] - wanted[s]) <= FRACTION_TOLERANCE for s in SPLITS):
+        return ""
+    signers = len({i.signer_id or v for v, i in instances.items()})
+    return (
+        "signer-aware split: the requested fractions "
+        + "/".join(f"{s} {wanted[s]:.2f}" for s in SPLITS)
+        + f" cannot be met with {signers} signers kept whole; obtained "
+        + "/".join(f"{s} {got[s]:.2f}" for s in SPLITS)
+        + f" ({'/'.join(str(counts[s]) for s in SPLITS)} of {len(instances)} instances)"
+    )
 
 
 def as_dict(inst: Instance) -> dict[str, Any]:

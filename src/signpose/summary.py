@@ -68,10 +68,38 @@ def dataset_html(instances: pd.DataFrame, dataset_name: str) -> str:
     )
 
 
-SPLIT_FIGURES = {"n_evaluated": "items evaluated",
+SPLIT_FIGURES = {"n_items": "items listed", "n_evaluated": "items evaluated",
                  "n_excluded_unknown_gloss": "excluded (gloss not in train)",
+                 "n_skipped_tombstone": "skipped (no poses)",
+                 "n_skipped_empty": "skipped (no frames)",
                  "top1": "top-1", "top5": "top-5", "mean_per_class_top1": "mean per-class top-1",
                  "majority_baseline_top1": "majority-class top-1"}  # fmt: skip
+
+
+def unevaluated_note(splits: dict[str, dict]) -> str:
+    """Which splits had nothing to evaluate, and why, in words. Small datasets, and sentence
+    datasets whose val/test sentences never occur in train, end here: a normal outcome."""
+    notes = []
+    for name, figures in splits.items():
+        if figures.get("n_evaluated"):
+            continue
+        listed = figures.get("n_items", 0)
+        if not listed:
+            notes.append(f"{name} is empty (no instance in this split)")
+        else:
+            unknown = figures.get("n_excluded_unknown_gloss", 0)
+            notes.append(f"{name}: none of its {listed} items could be evaluated ({unknown} with "
+                         "a gloss not in train, the others without poses or frames)")  # fmt: skip
+    if not notes:
+        return ""
+    return f"<p>Not evaluated: {html.escape('; '.join(notes))}.</p>"
+
+
+def tflite_note(tflite: dict) -> str:
+    if "agreement" in tflite:
+        return (f"<p>Agrees with the Keras model on {tflite['agreement']:.1%} "
+                f"of the {tflite['n']} {tflite['split']} items.</p>")  # fmt: skip
+    return "<p>Exported; its agreement with the Keras model was not checked: no item evaluated.</p>"
 
 
 def metrics_html(metrics: dict) -> str:
@@ -81,15 +109,18 @@ def metrics_html(metrics: dict) -> str:
         {name: [splits[s].get(key) for s in splits] for key, name in SPLIT_FIGURES.items()},
         index=list(splits),
     ).rename_axis("split")
-    per_class = pd.concat(
-        {s: pd.DataFrame(splits[s].get("per_class", {})).T for s in splits}, axis=1
-    )
-    per_class.columns = [f"{s} {k}" for s, k in per_class.columns]
     chance = f"{metrics['n_classes']} classes, chance top-1 {metrics['chance_top1']:.3g}."
-    sections = [("Accuracy per split", f"<p>{chance}</p>" + table(overview.reset_index()))]
+    accuracy = f"<p>{chance}</p>" + unevaluated_note(splits) + table(overview.reset_index())
+    sections = [("Accuracy per split", accuracy)]
     if "tflite" in metrics:
-        t = metrics["tflite"]
-        sections.append(("TFLite export", f"<p>Agrees with the Keras model on {t['agreement']:.1%} "
-                                          f"of the {t['n']} {t['split']} items.</p>"))  # fmt: skip
-    sections.append(("Per class", table(per_class.rename_axis("gloss").reset_index())))
+        sections.append(("TFLite export", tflite_note(metrics["tflite"])))
+    per_class = {
+        s: pd.DataFrame(splits[s]["per_class"]).T for s in splits if splits[s].get("per_class")
+    }
+    if per_class:
+        by_class = pd.concat(per_class, axis=1)
+        by_class.columns = [f"{s} {k}" for s, k in by_class.columns]
+        sections.append(("Per class", table(by_class.rename_axis("gloss").reset_index())))
+    else:
+        sections.append(("Per class", "<p>No item was evaluated in any split.</p>"))
     return page("Evaluation", sections)
