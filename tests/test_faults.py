@@ -58,9 +58,15 @@ def start(args: list[str]) -> subprocess.Popen:
     """The run in a process group of its own, so the kill takes every job with it, as a lost
     node would; its output goes to `run.log` beside the working directory."""
     log = open(Path(args[args.index("-d") + 1]).parent / "run.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(args, start_new_session=True, stdout=log, stderr=log)
+    proc = subprocess.Popen(args, start_new_session=True, stdout=log, stderr=log,
+                            preexec_fn=default_sigint)  # fmt: skip
     log.close()
     return proc
+
+
+def default_sigint() -> None:
+    """SIGINT as a terminal leaves it: a test run in the background inherits it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_log(tmp_path: Path) -> str:

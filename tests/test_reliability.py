@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import html
 import json
+import logging
 import os
 import resource
 import signal
@@ -27,8 +29,9 @@ from snakemake.utils import validate
 from test_clips import BITS, CELL, draw_index, indices, read_index, write_video
 
 from conftest import ROOT, SHARED, needs, wait_for
-from signpose import tombstone, video
+from signpose import metadata, tombstone, video
 from signpose.clips import ClipOptions, make_clip
+from signpose.download import DownloadOptions, fetch_source
 from signpose.features import read_pose
 from signpose.jobs import clip_job, features_job, pose_job
 
@@ -455,3 +458,59 @@ def test_a_two_video_all_train_dataset_finishes_with_every_page(tmp_path):
     built = snakemake_run(tmp_path / "work", overlay, "--report", str(report))
     assert built.returncode == 0, built.stderr[-3000:]
     assert "metrics.html" in report.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.mark.slow
+def test_a_split_short_of_its_fractions_is_said_in_the_log_and_the_report(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["video_file,gloss,signer"]
+    for i in range(1, 4):  # three signers, one video each: 0.8/0.1/0.1 cannot be met
+        name = f"demo0000{i}.mp4"
+        (data / name).write_bytes((DEMO_VIDEOS / name).read_bytes())
+        rows.append(f"{name},sign {i},signer{i}")
+    (data / "meta.csv").write_text("\n".join(rows) + "\n")
+    results = tmp_path / "results"
+    dataset = {"name": "three", "format": "csv", "metadata": str(data / "meta.csv"),
+               "allow_local_files": True, "csv": {"signer_column": "signer"}}  # fmt: skip
+    overlay = {"dataset": dataset, "results_dir": str(results)}
+    page = results / "report" / "dataset.html"
+    run = snakemake_run(tmp_path / "work", overlay, "--cores", "all", str(page))
+    assert run.returncode == 0, run.stderr[-3000:]
+    note = metadata.load(dataset).split_note
+    assert note.startswith("signer-aware split: the requested fractions train 0.80/val 0.10/")
+    assert note in run.stderr  # the planning log
+    assert html.escape(note) in page.read_text(encoding="utf-8")
+
+
+def symlink_loop(path: Path) -> None:
+    path.symlink_to(path)
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def directory(path: Path) -> None:
+    path.mkdir()
+
+
+def device(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize(
+    "make, kind",
+    [(symlink_loop, "a symlink loop"), (fifo, "a FIFO (named pipe)"),
+     (directory, "a directory"), (device, "a device")],
+)  # fmt: skip
+def test_a_local_video_that_is_not_a_file_is_named(tmp_path, make, kind):
+    local = tmp_path / "videos"
+    local.mkdir()
+    make(local / "a.mp4")
+    target = tmp_path / "sources" / "a.mp4"
+    opts = DownloadOptions(allow_local_files=True, local_root=local)
+    outcome = fetch_source("a.mp4", target, opts, logging.getLogger("test"))
+    assert (outcome.status, outcome.reason) == ("dead", "local_not_a_file")
+    assert tombstone.read(target).detail == f"{local / 'a.mp4'}: {kind}, not a video file"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.mp4"]  # nothing else left

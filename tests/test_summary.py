@@ -66,3 +66,29 @@ def test_metrics_page_has_every_split_the_baseline_tflite_and_each_class():
     for text in ("<td>val</td>", "<td>test</td>", "<td>0.667</td>", "majority-class top-1",
                  "on 100.0% of the 3 test items", "<td>drink</td>", "test top1"):  # fmt: skip
         assert text in page
+
+
+def test_a_split_note_and_the_shares_are_on_the_dataset_page():
+    note = "signer-aware split: the requested fractions train 0.80/val 0.10/test 0.10 cannot be met"
+    page = dataset_html(instances(), "demo", note)
+    assert "<h2>Splits" in page and f"<b>Note:</b> {note}." in page
+    assert "<td>train</td>\n      <td>3</td>\n      <td>0.5</td>" in page
+    assert "Note:" not in dataset_html(instances(), "demo")
+
+
+def test_unevaluated_splits_are_said_with_their_counts():
+    def split(listed, unknown):
+        figures = ("top1", "top5", "mean_per_class_top1", "majority_baseline_top1")
+        return {"n_items": listed, "n_excluded_unknown_gloss": unknown, "n_skipped_tombstone": 0,
+                "n_skipped_empty": 0, "n_used": 0, "n_evaluated": 0, "per_class": {},
+                **dict.fromkeys(figures)}  # fmt: skip
+
+    # a sentence dataset whose val sentences never occur in train, and an empty test split
+    metrics = {"n_classes": 2, "chance_top1": 0.5,
+               "splits": {"val": split(4, 4), "test": split(0, 0)},
+               "tflite": {"ops": "builtins", "bytes": 1000}}  # fmt: skip
+    page = metrics_html(metrics)
+    assert ("Not evaluated: val: none of its 4 items could be evaluated (4 with a gloss not in "
+            "train, the others without poses or frames); test is empty") in page  # fmt: skip
+    assert "agreement with the Keras model was not checked" in page
+    assert "No item was evaluated in any split." in page

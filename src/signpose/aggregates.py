@@ -73,8 +73,10 @@ def evaluate_job(instances_csv: str, stats_path: str, model_path: str, features_
     log.info("metrics: %s", json.dumps(metrics)[:2000])
 
 
-def dataset_summary_job(instances_csv: str, target: str, dataset_name: str) -> None:
-    page = summary.dataset_html(tables.read_instances(instances_csv), dataset_name)
+def dataset_summary_job(
+    instances_csv: str, target: str, dataset_name: str, split_note: str
+) -> None:
+    page = summary.dataset_html(tables.read_instances(instances_csv), dataset_name, split_note)
     write_text_atomic(target, page)
 
 

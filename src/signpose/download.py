@@ -35,6 +35,7 @@ from urllib.parse import urljoin, urlsplit
 
 from signpose import tombstone
 from signpose.files import atomic_path
+from signpose.paths import not_a_file
 from signpose.sites import is_youtube
 
 STAGE = "download"
@@ -282,6 +283,9 @@ def _local_path(url: str, opts: DownloadOptions) -> Path:
 
 
 def _copy_local(path: Path, work: Path, opts: DownloadOptions) -> Path:
+    kind = not_a_file(path)
+    if kind:  # exists, but copying it would hang (FIFO), fail or read a device
+        raise _Dead("local_not_a_file", f"{path}: {kind}, not a video file")
     if not path.is_file():
         raise _Dead("local_missing", f"no such file: {path}")
     size = path.stat().st_size

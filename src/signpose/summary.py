@@ -7,6 +7,7 @@ import html
 
 import pandas as pd
 
+from signpose.metadata import SPLITS
 from signpose.tables import FUNNEL, funnel_table
 
 STYLE = """<style>
@@ -51,7 +52,17 @@ def qc_medians(instances: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([counts, posed.groupby("status")[cols].median()], axis=1).reset_index()
 
 
-def dataset_html(instances: pd.DataFrame, dataset_name: str) -> str:
+def splits_section(instances: pd.DataFrame, split_note: str) -> str:
+    """Instances per split and the share obtained; `split_note` says where a signer-aware
+    split missed the requested fractions."""
+    counts = instances["split"].value_counts().reindex(SPLITS, fill_value=0)
+    shares = pd.DataFrame({"split": SPLITS, "instances": counts.values,
+                           "share": (counts / max(1, counts.sum())).round(3).values})  # fmt: skip
+    note = f"<p><b>Note:</b> {html.escape(split_note)}.</p>" if split_note else ""
+    return note + table(shares)
+
+
+def dataset_html(instances: pd.DataFrame, dataset_name: str, split_note: str = "") -> str:
     funnel = funnel_table(instances)
     funnel["kept %"] = (100 * funnel["kept"] / funnel["listed"].clip(lower=1)).round(1)
     overall = funnel.iloc[0]
@@ -62,6 +73,7 @@ def dataset_html(instances: pd.DataFrame, dataset_name: str) -> str:
         f"Dataset {dataset_name}: what was produced and what was lost",
         [
             ("Funnel", headline + table(funnel)),
+            ("Splits", splits_section(instances, split_note)),
             ("Why instances were lost or flagged", table(reasons_table(instances))),
             ("QC medians of the clips with poses", table(qc_medians(instances))),
         ],

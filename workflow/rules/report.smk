@@ -17,6 +17,7 @@ rule dataset_summary:
         runtime=10,
     params:
         name=config["dataset"]["name"],
+        split_note=DATASET.split_note,
     script:
         "../scripts/dataset_summary.py"
 
