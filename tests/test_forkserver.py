@@ -171,3 +171,27 @@ def test_without_a_private_socket_folder_the_job_runs_in_its_own_process(tmp_pat
     assert "no fork server" in err and "running the job in this process" in err
     assert "missing.pose" in (tmp_path / "a.log").read_text()
     assert not server_pids()
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+
+@needs(VIDEO)
+def test_an_idle_worker_gives_its_memory_back_and_the_server_stays(tmp_path):
+    """A worker with nothing to do (the run trains or writes its report) exits after a few
+    seconds; the warm server stays for the next pose job."""
+    idle = {"SIGNPOSE_FORKSERVER_WORKER_IDLE_S": "2"}
+    assert finished(instance_job(tmp_path, *pose_args("a"), **idle))[0] == 0
+    (pid,) = server_pids()
+    (worker,) = children(pid)
+    before = rss_mb(pid) + rss_mb(worker)
+    wait_for(lambda: children(pid) == [], None, timeout_s=15)
+    after = rss_mb(pid)
+    print(f"server + idle worker {before:.0f} MB -> server alone {after:.0f} MB")
+    assert after < before - 100  # the worker's MediaPipe graph and frames are gone
+    assert list(Path(os.environ["TMPDIR"]).glob("signpose-*/*.sock"))  # still listening
+    assert finished(instance_job(tmp_path, *pose_args("b"), **idle))[0] == 0
+    assert server_pids() == [pid]  # the same server forked a fresh worker
+    assert (tmp_path / "b.pose").read_bytes() == (tmp_path / "a.pose").read_bytes()
