@@ -34,6 +34,7 @@ from signpose.clips import ClipOptions, make_clip
 from signpose.download import DownloadOptions, fetch_source
 from signpose.features import read_pose
 from signpose.jobs import clip_job, features_job, pose_job
+from signpose.paths import ResultsRootError, check_results_root
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"  # 58 frames of one signer, 540x720 at 25 fps
 WHOLE = {"start_s": 0.0, "end_s": None, "bbox": None}
@@ -514,3 +515,42 @@ def test_a_local_video_that_is_not_a_file_is_named(tmp_path, make, kind):
     assert (outcome.status, outcome.reason) == ("dead", "local_not_a_file")
     assert tombstone.read(target).detail == f"{local / 'a.mp4'}: {kind}, not a video file"
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.mp4"]  # nothing else left
+
+
+def one_line_naming(output: str, *words: str) -> bool:
+    return any(all(w in line for w in words) for line in output.splitlines())
+
+
+def test_a_fifo_as_metadata_stops_snakemake_within_seconds(tmp_path):
+    fifo = tmp_path / "meta.json"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would wait forever
+    overlay = {"dataset": {"name": "fifo", "metadata": str(fifo)}}
+    started = time.monotonic()
+    run = snakemake_run(tmp_path / "work", overlay, "-n", timeout=60)
+    assert time.monotonic() - started < 10
+    assert run.returncode != 0 and "rule " not in run.stdout + run.stderr  # no job planned
+    assert one_line_naming(run.stdout + run.stderr, str(fifo), "a FIFO (named pipe)")
+
+
+@pytest.mark.parametrize("where", ["/", "~", "src/signpose", "workflow/x", "config"])
+def test_results_roots_that_must_not_be_written_are_refused(where):
+    root = os.path.expanduser(where)
+    root = root if os.path.isabs(root) else str(ROOT / root)
+    with pytest.raises(ResultsRootError) as err:
+        check_results_root(root, ROOT)
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"results_dir {root!r} is ")
+
+
+def test_a_results_root_elsewhere_is_the_users(tmp_path):
+    for root in (tmp_path / "results", ROOT / "results" / "demo", Path.home() / "results"):
+        assert check_results_root(root, ROOT) == Path(os.path.realpath(root))
+
+
+def test_results_dir_root_is_refused_before_any_job(tmp_path):
+    demo = {"name": "demo", "metadata": str(ROOT / "resources/demo/WLASL_demo.json"),
+            "allow_local_files": True}  # fmt: skip
+    run = snakemake_run(tmp_path / "work", {"dataset": demo, "results_dir": "/"}, "-n")
+    output = run.stdout + run.stderr
+    assert run.returncode != 0 and "rule " not in output  # no job planned, let alone run
+    assert one_line_naming(output, "results_dir '/' is the file system root")
+    assert not (tmp_path / "work" / "sources").exists() and not Path("/sources").exists()
