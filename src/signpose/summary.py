@@ -30,7 +30,9 @@ def page(title: str, sections: list[tuple[str, str]]) -> str:
 
 def table(df: pd.DataFrame) -> str:
     # Metadata strings (glosses, URLs) end up in these cells: always escape them.
-    return df.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}")
+    return df.to_html(
+        index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}", na_rep="—"
+    )
 
 
 def reasons_table(instances: pd.DataFrame) -> pd.DataFrame:
@@ -42,6 +44,11 @@ def reasons_table(instances: pd.DataFrame) -> pd.DataFrame:
     grouped = lost.groupby(cols, sort=False)["video_id"]
     out = grouped.agg(instances="size", examples=lambda v: " ".join(sorted(v)[:EXAMPLES]))
     return out.reset_index().sort_values(["instances", *cols], ascending=[False, True, True, True])
+
+
+def lost_section(instances: pd.DataFrame) -> str:
+    reasons = reasons_table(instances)
+    return table(reasons) if len(reasons) else "<p>Every instance was kept.</p>"
 
 
 def qc_medians(instances: pd.DataFrame) -> pd.DataFrame:
@@ -74,7 +81,7 @@ def dataset_html(instances: pd.DataFrame, dataset_name: str, split_note: str = "
         [
             ("Funnel", headline + table(funnel)),
             ("Splits", splits_section(instances, split_note)),
-            ("Why instances were lost or flagged", table(reasons_table(instances))),
+            ("Why instances were lost or flagged", lost_section(instances)),
             ("QC medians of the clips with poses", table(qc_medians(instances))),
         ],
     )
@@ -120,7 +127,8 @@ def metrics_html(metrics: dict) -> str:
     overview = pd.DataFrame(
         {name: [splits[s].get(key) for s in splits] for key, name in SPLIT_FIGURES.items()},
         index=list(splits),
-    ).rename_axis("split")
+    ).apply(pd.to_numeric)  # an all-None column (an empty split) shows as "—" too
+    overview = overview.rename_axis("split")
     chance = f"{metrics['n_classes']} classes, chance top-1 {metrics['chance_top1']:.3g}."
     accuracy = f"<p>{chance}</p>" + unevaluated_note(splits) + table(overview.reset_index())
     sections = [("Accuracy per split", accuracy)]
