@@ -281,6 +281,6 @@ def test_a_split_that_misses_its_fractions_says_what_it_got(tmp_path):
     assert sum(got.values()) == 6 and got["train"] < 6 * 0.8 - 0.3  # three signers, kept whole
     assert ds.split_note.startswith("signer-aware split: the requested fractions train 0.80/val ")
     obtained = "/".join(f"{s} {got[s] / 6:.2f}" for s in metadata.SPLITS)
-    assert f"with 3 signers kept whole; obtained {obtained} (" in ds.split_note
+    assert f"with 3 signers, each kept whole in one split; obtained {obtained} (" in ds.split_note
     # fractions that whole signers meet are not reported
     assert three_signers(tmp_path, {"train": 1.0, "val": 0.0}).split_note == ""

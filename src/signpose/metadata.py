@@ -317,11 +317,12 @@ def split_shortfall(instances: Mapping[str, Instance], fractions: Mapping[str, f
     got = {s: counts[s] / len(instances) for s in SPLITS}
     if all(abs(got[s] - wanted[s]) <= FRACTION_TOLERANCE for s in SPLITS):
         return ""
-    signers = len({i.signer_id or v for v, i in instances.items()})
+    units = len({i.signer_id or v for v, i in instances.items()})
+    unit = "signers" if any(i.signer_id for i in instances.values()) else "videos"
     return (
         "signer-aware split: the requested fractions "
         + "/".join(f"{s} {wanted[s]:.2f}" for s in SPLITS)
-        + f" cannot be met with {signers} signers kept whole; obtained "
+        + f" are not met with {units} {unit}, each kept whole in one split; obtained "
         + "/".join(f"{s} {got[s]:.2f}" for s in SPLITS)
         + f" ({'/'.join(str(counts[s]) for s in SPLITS)} of {len(instances)} instances)"
     )

@@ -9,16 +9,16 @@ from snakemake.logging import logger
 from signpose import metadata
 from signpose.paths import check_results_root
 
+# A lost SSH session (SIGHUP) ends the run as Ctrl-C does: jobs cancelled, the lock released,
+# so the same command resumes it (without this the lock stays and `--unlock` is needed first).
+signal.signal(signal.SIGHUP, signal.default_int_handler)
+
 RESULTS = config["results_dir"] or f"results/{config['dataset']['name']}"
 # Refused before any job: "/" or the home folder, or folders of the checkout's code.
 check_results_root(RESULTS, workflow.basedir)
 DATASET = metadata.load(config["dataset"])
 if DATASET.split_note:
     logger.warning(DATASET.split_note)
-
-# A lost SSH session (SIGHUP) ends the run as Ctrl-C does: jobs cancelled, the lock released,
-# so the same command resumes it (without this the lock stays and `--unlock` is needed first).
-signal.signal(signal.SIGHUP, signal.default_int_handler)
 INSTANCES = DATASET.instances
 SPLITS = metadata.SPLITS
 LEXICON_SPLITS = [*SPLITS, "all"]
