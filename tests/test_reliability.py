@@ -433,18 +433,25 @@ def snakemake_run(workdir: Path, overlay: dict, *args: str, timeout: float = 900
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.slow
-def test_a_two_video_all_train_dataset_finishes_with_every_page(tmp_path):
+def demo_csv(tmp_path: Path, column: str, rows: list[tuple[str, str]]) -> dict:
+    """A CSV dataset of demo videos: (gloss, `column` value) per video, in the demo's order;
+    returns its `dataset` config section."""
     data = tmp_path / "data"
     data.mkdir()
-    rows = ["video_file,gloss,split"]
-    for name, gloss in (("demo00001.mp4", "hello"), ("demo00002.mp4", "world")):
+    lines = [f"video_file,gloss,{column}"]
+    for i, (gloss, value) in enumerate(rows, start=1):
+        name = f"demo{i:05d}.mp4"
         (data / name).write_bytes((DEMO_VIDEOS / name).read_bytes())
-        rows.append(f"{name},{gloss},train")
-    (data / "meta.csv").write_text("\n".join(rows) + "\n")
+        lines.append(f"{name},{gloss},{value}")
+    (data / "meta.csv").write_text("\n".join(lines) + "\n")
+    return {"name": "mini", "format": "csv", "metadata": str(data / "meta.csv"),
+            "allow_local_files": True, "csv": {f"{column}_column": column}}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_two_video_all_train_dataset_finishes_with_every_page(tmp_path):
+    dataset = demo_csv(tmp_path, "split", [("hello", "train"), ("world", "train")])
     results = tmp_path / "results"
-    dataset = {"name": "two", "format": "csv", "metadata": str(data / "meta.csv"),
-               "allow_local_files": True, "csv": {"split_column": "split"}}  # fmt: skip
     overlay = {"dataset": dataset, "results_dir": str(results), "train": {"epochs": 2}}
     run = snakemake_run(tmp_path / "work", overlay)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -463,17 +470,9 @@ def test_a_two_video_all_train_dataset_finishes_with_every_page(tmp_path):
 
 @pytest.mark.slow
 def test_a_split_short_of_its_fractions_is_said_in_the_log_and_the_report(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    rows = ["video_file,gloss,signer"]
-    for i in range(1, 4):  # three signers, one video each: 0.8/0.1/0.1 cannot be met
-        name = f"demo0000{i}.mp4"
-        (data / name).write_bytes((DEMO_VIDEOS / name).read_bytes())
-        rows.append(f"{name},sign {i},signer{i}")
-    (data / "meta.csv").write_text("\n".join(rows) + "\n")
+    # three signers, one video each: 0.8/0.1/0.1 cannot be met
+    dataset = demo_csv(tmp_path, "signer", [(f"sign {i}", f"signer{i}") for i in range(3)])
     results = tmp_path / "results"
-    dataset = {"name": "three", "format": "csv", "metadata": str(data / "meta.csv"),
-               "allow_local_files": True, "csv": {"signer_column": "signer"}}  # fmt: skip
     overlay = {"dataset": dataset, "results_dir": str(results)}
     page = results / "report" / "dataset.html"
     run = snakemake_run(tmp_path / "work", overlay, "--cores", "all", str(page))

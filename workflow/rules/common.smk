@@ -1,5 +1,6 @@
 # Load and validate the metadata once per run; every lookup a rule needs is precomputed here,
 # so the 20,000-fold per-instance rules only index dictionaries.
+import contextlib
 import shlex
 import signal
 import sys
@@ -11,7 +12,9 @@ from signpose.paths import check_results_root
 
 # A lost SSH session (SIGHUP) ends the run as Ctrl-C does: jobs cancelled, the lock released,
 # so the same command resumes it (without this the lock stays and `--unlock` is needed first).
-signal.signal(signal.SIGHUP, signal.default_int_handler)
+# Snakemake parsing this outside its main thread (its API in a thread) cannot set handlers.
+with contextlib.suppress(ValueError):
+    signal.signal(signal.SIGHUP, signal.default_int_handler)
 
 RESULTS = config["results_dir"] or f"results/{config['dataset']['name']}"
 # Refused before any job: "/" or the home folder, or folders of the checkout's code.
