@@ -25,8 +25,9 @@ WHOLE = "{'start_s': 0.0, 'end_s': None, 'bbox': None}"
 
 
 @pytest.fixture(autouse=True)
-def own_tmpdir(monkeypatch):
-    """A TMPDIR for this test's jobs; servers still running at its end are stopped."""
+def own_tmpdir(monkeypatch, tmp_path):
+    """A TMPDIR for this test's jobs; servers still running at its end are stopped. (tmp_path
+    first: pytest's base folder must not be made inside a TMPDIR this fixture deletes.)"""
     folder = Path(tempfile.mkdtemp(prefix="sp-", dir="/tmp"))
     monkeypatch.setenv("TMPDIR", str(folder))
     yield folder
