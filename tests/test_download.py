@@ -25,6 +25,7 @@ import pytest
 
 from signpose import download, tombstone
 from signpose.download import DownloadOptions, Outcome, TransientDownloadError, fetch_source
+from signpose.download.failures import Dead, Scrubber, classify
 from signpose.sites import source_id, youtube_id
 
 # the helper sits beside this file; the path entry keeps it importable whether or not tests/
@@ -78,15 +79,23 @@ def server(media_dir: Path) -> Iterator[MisbehavingServer]:
         yield srv
 
 
-def options(**changes: object) -> DownloadOptions:
-    """Test defaults: loopback allowed, short timeout, small caps so failures are quick."""
+def options(
+    allow_local_files: bool = False, local_root: Path | None = None, **changes: object
+) -> DownloadOptions:
+    """Test defaults: loopback allowed, short timeout, small caps so failures are quick.
+
+    Everything else is the schema's default (the download section validated and filled).
+    """
     base: dict[str, object] = {
         "allow_private_hosts": True,
         "timeout_s": TIMEOUT_S,
         "max_bytes": 1_000_000,
         "max_duration_s": 60,
     }
-    return DownloadOptions(**{**base, **changes})  # type: ignore[arg-type]
+    changes = {k: str(v) if isinstance(v, Path) else v for k, v in changes.items()}
+    return DownloadOptions.from_config(
+        {**base, **changes}, allow_local_files=allow_local_files, local_root=local_root
+    )
 
 
 def target_for(tmp_path: Path, url: str) -> Path:
@@ -411,8 +420,9 @@ def test_rate_limit_and_sleep_slow_the_download(server: MisbehavingServer, tmp_p
 
 
 def test_options_defaults_and_config() -> None:
-    assert DownloadOptions.from_config({}) == DownloadOptions()
-    assert DownloadOptions.from_config(None).max_bytes == 500_000_000
+    local = {"allow_local_files": False, "local_root": None}
+    assert DownloadOptions.from_config({}, **local) == DownloadOptions.from_config(None, **local)
+    assert DownloadOptions.from_config(None, **local).max_bytes == 500_000_000
     opts = DownloadOptions.from_config(
         {
             "format": "b",
@@ -424,10 +434,10 @@ def test_options_defaults_and_config() -> None:
             "max_redirects": 0,
             "headers": {"aslpro.com": {"Referer": ASLPRO_REFERER}},
             "cookies_file": "cookies.txt",
-            "allow_local_files": True,
-            "local_root": "resources/demo",
             "allow_private_hosts": True,
-        }
+        },
+        allow_local_files=True,
+        local_root="resources/demo",
     )
     assert opts.cookies_file == Path("cookies.txt") and opts.local_root == Path("resources/demo")
     assert opts.headers_for("www.aslpro.com") == {"Referer": ASLPRO_REFERER}
@@ -441,9 +451,12 @@ def test_workflow_options_leave_out_what_steers_snakemake(tmp_path: Path) -> Non
                      "retry_reasons": ["http_403"]},
         "dataset": {"metadata": str(tmp_path / "meta" / "WLASL.json"), "allow_local_files": True},
     }  # fmt: skip
-    opts = DownloadOptions.from_config(download.workflow_options(config))
+    opts = download.workflow_options(config)
     local_root = tmp_path / "meta"
-    assert opts == DownloadOptions(timeout_s=5, allow_local_files=True, local_root=local_root)
+    expected = DownloadOptions.from_config(
+        {"timeout_s": 5}, allow_local_files=True, local_root=local_root
+    )
+    assert opts == expected
 
 
 def test_remove_tombstones_deletes_only_the_chosen_reasons(media_dir: Path, tmp_path: Path) -> None:
@@ -461,9 +474,7 @@ def test_remove_tombstones_deletes_only_the_chosen_reasons(media_dir: Path, tmp_
 
 
 def test_more_specific_header_suffix_wins() -> None:
-    opts = DownloadOptions(
-        headers={"example.org": {"A": "1", "B": "1"}, "v.example.org": {"B": "2"}}
-    )
+    opts = options(headers={"example.org": {"A": "1", "B": "1"}, "v.example.org": {"B": "2"}})
     assert opts.headers_for("cdn.v.example.org") == {"A": "1", "B": "2"}
 
 
@@ -480,7 +491,7 @@ def test_more_specific_header_suffix_wins() -> None:
 )
 def test_bad_config_is_rejected_by_name(config: dict[str, object], named: str) -> None:
     with pytest.raises(ValueError, match=named):
-        DownloadOptions.from_config(config)
+        DownloadOptions.from_config(config, allow_local_files=False, local_root=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,11 +537,11 @@ def test_youtube_messages_are_classified(message: str, reason: str | None) -> No
     cause = ExtractorError(message, expected=True)
     err = DownloadError(f"ERROR: {message}", (type(cause), cause, None))
     url = "https://www.youtube.com/watch?v=abcdefghijk"
-    verdict = download._classify(err, url, download._Scrubber(None))
+    verdict = classify(err, url, Scrubber(None))
     if reason is None:
         assert isinstance(verdict, TransientDownloadError)
     else:
-        assert isinstance(verdict, download._Dead) and verdict.reason == reason
+        assert isinstance(verdict, Dead) and verdict.reason == reason
 
 
 @pytest.mark.parametrize("status", [403, 404])
@@ -548,10 +559,10 @@ def test_youtube_stream_http_errors_are_transient(status: int) -> None:
         f"ERROR: unable to download video data: {cause}", (type(cause), cause, None)
     )
     youtube = "https://youtu.be/abcdefghijk"
-    verdict = download._classify(err, youtube, download._Scrubber(None))
+    verdict = classify(err, youtube, Scrubber(None))
     assert isinstance(verdict, TransientDownloadError)
-    other = download._classify(err, "http://aslsignbank.example/a.mp4", download._Scrubber(None))
-    assert isinstance(other, download._Dead) and other.reason == f"http_{status}"
+    other = classify(err, "http://aslsignbank.example/a.mp4", Scrubber(None))
+    assert isinstance(other, Dead) and other.reason == f"http_{status}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,5 +624,5 @@ def test_planning_time_imports_stay_light() -> None:
         "heavy = {'yt_dlp', 'cv2', 'numpy'} & set(sys.modules);"
         "assert not heavy, heavy"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(download.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(download.__file__).parents[2])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
