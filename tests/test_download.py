@@ -32,7 +32,7 @@ from signpose.sites import source_id, youtube_id
 # becomes a package
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import decoded_frames  # noqa: E402
-from httpserver import Media, MisbehavingServer  # noqa: E402
+from httpserver import Media, MisbehavingServer, request_target  # noqa: E402
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 TIMEOUT_S = 1.0  # the tests' socket timeout; the server stalls for 3 s
@@ -626,3 +626,148 @@ def test_planning_time_imports_stay_light() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(Path(download.__file__).parents[2])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+# ---------------------------------------------------------------------------------------------
+# one request per attempt, the whole-attempt deadline, per-host pauses
+
+
+def test_a_direct_file_costs_one_request(server: MisbehavingServer, tmp_path: Path) -> None:
+    url = server.unique("/video.mp4")
+    outcome, target = fetch(url, tmp_path)
+    assert_video(outcome, target)
+    assert server.media.hits[request_target(url)] == 1  # no probe before the download
+
+
+def test_a_trickling_server_is_cut_off_at_the_deadline(
+    server: MisbehavingServer, tmp_path: Path
+) -> None:
+    # one byte every 0.3 s never trips the 1 s socket timeout; only the deadline ends it
+    server.media.trickle_s = 0.3
+    start = time.monotonic()
+    message = assert_transient(server.url("/trickle.mp4"), tmp_path, options(deadline_s=2))
+    assert 2 <= time.monotonic() - start < 5
+    assert "deadline_s" in message
+
+
+def _fetch_in_child(url: str, target: str, pause_s: float) -> None:
+    opts = options(host_pause_s={"127.0.0.1": pause_s})
+    fetch_source(url, Path(target), opts, LOG)
+
+
+def test_the_per_host_pause_holds_across_parallel_jobs(
+    server: MisbehavingServer, tmp_path: Path
+) -> None:
+    import multiprocessing
+
+    pause_s = 0.6
+    urls = [server.unique("/video.mp4") for _ in range(4)]
+    sources = tmp_path / "sources"
+    context = multiprocessing.get_context("fork")
+    jobs = [context.Process(target=_fetch_in_child, args=(url, str(sources / f"{i}.mp4"), pause_s))
+            for i, url in enumerate(urls)]  # fmt: skip
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(60)
+        assert job.exitcode == 0
+    starts = sorted(t for t, target in server.media.times if target in map(request_target, urls))
+    assert len(starts) == 4
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= pause_s - 0.05, gaps
+    assert (sources / ".pace" / "127.0.0.1").is_file()
+
+
+def test_the_pause_matches_the_most_specific_suffix() -> None:
+    opts = options(host_pause_s={"youtube.com": 4, "www.youtube.com": 6, "other.org": 1})
+    assert opts.pause_for("m.youtube.com") == ("youtube.com", 4.0)
+    assert opts.pause_for("www.youtube.com") == ("www.youtube.com", 6.0)
+    assert opts.pause_for("notyoutube.com") == ("", 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# HLS with holes, and a duration that does not match the site's
+
+
+@pytest.fixture(scope="session")
+def hls_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("hls")
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=4:size=160x120:rate=25",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", "-f", "hls", "-hls_time", "1",
+         "-hls_list_size", "0", "-hls_segment_filename", str(folder / "seg%d.ts"),
+         str(folder / "index.m3u8")],
+        check=True,
+    )  # fmt: skip
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_whole_hls_stream_is_a_source(
+    server: MisbehavingServer, tmp_path: Path, hls_media: dict[str, bytes]
+) -> None:
+    server.media.hls = hls_media
+    outcome, target = fetch(server.url("/hls/ok/index.m3u8"), tmp_path)
+    assert outcome.status == "ok", outcome
+    assert decoded_frames(target) == 100
+
+
+@pytest.mark.parametrize("variant", ["missing", "short"])
+def test_hls_with_a_hole_is_incomplete_never_a_source(
+    server: MisbehavingServer, tmp_path: Path, hls_media: dict[str, bytes], variant: str
+) -> None:
+    server.media.hls = hls_media
+    url = server.url(f"/hls/{variant}/index.m3u8")
+    target = target_for(tmp_path, url)
+    with pytest.raises(TransientDownloadError) as caught:
+        fetch_source(url, target, options(), LOG)
+    assert caught.value.final_reason == "incomplete", caught.value
+    assert_nothing_left(target)
+    assert f"/hls/{variant}/seg1.ts" in server.media.hits
+
+
+def test_a_duration_short_of_the_reported_one_is_incomplete(
+    media_dir: Path, tmp_path: Path
+) -> None:
+    from signpose.download import media
+
+    target = tmp_path / "sources" / "x.mp4"
+    raw = tmp_path / "raw.mp4"
+    raw.write_bytes((media_dir / "clip.mp4").read_bytes())  # 2 s decoded
+    with pytest.raises(TransientDownloadError) as caught:
+        media.normalise(raw, target, options(), 5.0, "download")
+    assert caught.value.final_reason == "incomplete"
+    assert "2.00 s decoded" in str(caught.value) and not target.exists()
+    # within a second of what the site said: a good source, its frames counted by decoding
+    raw.write_bytes((media_dir / "clip.mp4").read_bytes())
+    outcome = media.normalise(raw, target, options(), 2.5, "download")
+    assert (outcome.status, outcome.frames) == ("ok", 50)
+
+
+# ---------------------------------------------------------------------------------------------
+# the JavaScript runtime YouTube needs
+
+
+def test_the_runtime_is_the_deno_package_binary_and_is_named() -> None:
+    import deno
+    import yt_dlp_ejs
+
+    from signpose.download import ytdlp
+
+    line, runtime = ytdlp.environment_line(options())
+    assert runtime.name == "deno" and runtime.path == deno.find_deno_bin()
+    assert runtime.version == "2.9.8"
+    assert f"JavaScript runtime: deno 2.9.8 ({runtime.path})" in line
+    assert line.startswith("yt-dlp 2026.10.26;") and f"yt-dlp-ejs {yt_dlp_ejs.version}" in line
+
+
+def test_a_missing_runtime_fails_the_machine_not_the_video(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOG.name)
+    opts = options(js_runtime="node", js_runtime_path=str(tmp_path / "no-node"))
+    url = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    target = target_for(tmp_path, url)
+    with pytest.raises(download.MachineError, match="JavaScript runtime node .* is missing"):
+        fetch_source(url, target, opts, LOG)
+    assert_nothing_left(target)
+    assert "JavaScript runtime: node MISSING" in caplog.text

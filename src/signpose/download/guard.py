@@ -12,6 +12,7 @@ import re
 import socket
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -94,9 +95,14 @@ class Pacer:
         self.opts = opts
         self.waited_s = 0.0
 
-    def wait(self, url: str) -> None:
+    @contextlib.contextmanager
+    def turn(self, url: str) -> Iterator[None]:
+        """Wait until the pause since the last request under the same suffix is over, then
+        hold the turn while the request is sent: the next one's pause counts from its answer,
+        so the server sees the requests at least the pause apart."""
         suffix, pause = self.opts.pause_for(urlsplit(url).hostname or "")
         if pause <= 0:
+            yield
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.folder / _UNSAFE_NAME.sub("_", suffix.strip(".").lower()), "a+") as f:
@@ -107,6 +113,9 @@ class Pacer:
             if wait > 0:
                 time.sleep(wait)
                 self.waited_s += wait
-            f.seek(0)
-            f.truncate()
-            f.write(repr(time.time()))
+            try:
+                yield
+            finally:
+                f.seek(0)
+                f.truncate()
+                f.write(repr(time.time()))

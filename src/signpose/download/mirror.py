@@ -32,7 +32,7 @@ class Mirror:
     def from_config(cls, dataset: Mapping[str, Any]) -> Mirror | None:
         """The validated dataset section's `mirror`, or None when there is none."""
         section = dataset["mirror"]
-        if section is None:
+        if section["dir"] is None:
             return None
         return cls(Path(section["dir"]), section["layout"], section["fallback"])
 
@@ -58,3 +58,25 @@ def source_names(url: str, video_ids: Iterable[str]) -> list[str]:
 
 def source_file(files: Mapping[str, Path], names: Iterable[str]) -> Path | None:
     return next((files[n] for n in names if n in files), None)
+
+
+def mirrored(found: Mirror | None, urls: Mapping[str, str]) -> dict[str, Path]:
+    """What each instance takes from the mirror, by video_id: its clip (`instances` layout) or
+    the file standing in for its source (`sources`); instances the mirror lacks are left out.
+
+    `urls` maps every video_id to its source URL; instances that share a source share its file.
+    """
+    if found is None:
+        return {}
+    files = found.files()
+    if found.layout == "instances":
+        return {vid: files[vid] for vid in urls if vid in files}
+    by_url: dict[str, list[str]] = {}
+    for vid, url in urls.items():
+        by_url.setdefault(url.strip(), []).append(vid)
+    taken = {}
+    for url, vids in by_url.items():
+        path = source_file(files, source_names(url, vids))
+        if path is not None:
+            taken.update(dict.fromkeys(vids, path))
+    return taken

@@ -7,6 +7,7 @@ here restates either.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -101,3 +102,16 @@ def workflow_options(config: Mapping[str, Any]) -> DownloadOptions:
         allow_local_files=bool(dataset["allow_local_files"]),
         local_root=Path(dataset["metadata"]).parent.resolve(),
     )
+
+
+# Minutes a download job may need besides its waits and its deadline: normalising the video
+NORMALISE_MIN = 10
+
+
+def job_minutes(section: Mapping[str, Any], attempt: int) -> int:
+    """The time limit of download attempt `attempt` (1-based), in minutes: the wait before it,
+    its deadline and a bot-check back-off, plus normalising; so that a job is bounded wherever
+    it runs (a SLURM job's time limit is its `runtime`)."""
+    wait = section["backoff_s"] * 2 ** (attempt - 2) if attempt > 1 else 0
+    seconds = wait + section["deadline_s"] + section["bot_check_backoff_s"]
+    return math.ceil(seconds / 60) + NORMALISE_MIN

@@ -280,9 +280,11 @@ def _guarded_handler(opts: DownloadOptions, pacer: Pacer) -> type:
         except (Dead, TransientDownloadError) as verdict:
             raise Refused(verdict) from verdict
 
-    def before_request(url: str) -> None:
+    @contextlib.contextmanager
+    def around_request(url: str) -> Iterator[None]:
         guard(url)
-        pacer.wait(url)
+        with pacer.turn(url):
+            yield
 
     def check_redirect(response: Any, *args: Any, **kwargs: Any) -> Any:
         # requests calls response hooks before it follows a redirect, so the next hop is
@@ -295,7 +297,7 @@ def _guarded_handler(opts: DownloadOptions, pacer: Pacer) -> type:
         session.max_redirects = opts.max_redirects
         session.hooks["response"].append(check_redirect)
 
-    return ytdlp_compat.guarded_requests_handler(before_request, on_session)
+    return ytdlp_compat.guarded_requests_handler(around_request, on_session)
 
 
 def _check_info(info: Mapping[str, Any], opts: DownloadOptions) -> Mapping[str, Any]:
