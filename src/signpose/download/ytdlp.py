@@ -37,6 +37,7 @@ from signpose.video import ffmpeg_exe
 
 # URLs whose extension says "a manifest, not a media file": extracted, never fetched directly
 _MANIFESTS = {"m3u8", "mpd", "f4m", "ism"}
+_FRAGMENTED = ("m3u8", "http_dash_segments", "f4m", "ism")
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,15 @@ def download(
             else:
                 info = ydl.extract_info(url, download=False) or {}
                 info = _check_info(info, opts)
-            ydl.process_ie_result(dict(info), download=True)
+            try:
+                ydl.process_ie_result(dict(info), download=True)
+            except YoutubeDLError as err:
+                if cap.exceeded or not (cap.fragmented or _fragmented(info)):
+                    raise
+                # a fragment that failed, for whatever reason, is a hole in the video
+                raise TransientDownloadError(
+                    f"incomplete: {classify(err, url, scrub)}", final_reason="incomplete"
+                ) from err
     except _DeadlinePassed as err:
         raise TransientDownloadError(
             f"the attempt passed download.deadline_s ({opts.deadline_s:g} s)"
@@ -151,6 +160,12 @@ def download(
     duration = info.get("duration")
     reported = float(duration) if isinstance(duration, int | float) and duration > 0 else None
     return _downloaded_file(work, url), reported
+
+
+def _fragmented(info: Mapping[str, Any]) -> bool:
+    """Whether every format the site offers comes in fragments (HLS, DASH segments)."""
+    formats = info.get("formats") or [info]
+    return all(str(f.get("protocol", "")).startswith(_FRAGMENTED) for f in formats)
 
 
 def _is_direct(url: str) -> bool:
@@ -329,7 +344,8 @@ def _downloaded_file(work: Path, url: str) -> Path:
 
 
 class _SizeCap:
-    """Progress hook that stops a download over max_bytes as soon as it is known to be.
+    """Progress hook that stops a download over max_bytes as soon as it is known to be (and
+    notes whether it comes in fragments).
 
     yt-dlp's own max_filesize returns quietly and only looks at Content-Length; this sees
     both the announced size and the bytes as they arrive (chunked or lying servers).
@@ -338,10 +354,12 @@ class _SizeCap:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.exceeded = ""
+        self.fragmented = False  # the download came in fragments
 
     def hook(self, status: Mapping[str, Any]) -> None:
         from yt_dlp.utils import DownloadCancelled
 
+        self.fragmented = self.fragmented or status.get("fragment_index") is not None
         announced = status.get("total_bytes") or status.get("total_bytes_estimate") or 0
         arrived = status.get("downloaded_bytes") or 0
         size = max(announced, arrived)
