@@ -837,7 +837,7 @@ def test_no_dns_fails_every_attempt_and_never_buries_the_source(
         download_job(url, str(target), config, 3, ["v1"])  # the last attempt
     assert_nothing_left(target)
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "the machine's fault, not the source's" in errors[0]
+    assert len(errors) == 1 and "transient failure of this machine, not of the source" in errors[0]
     assert "JavaScript runtime: deno 2.9.8" in caplog.text  # named before the first request
 
 

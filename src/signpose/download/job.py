@@ -46,7 +46,10 @@ def download_job(
     try:
         outcome = fetch_source(url, target, workflow_options(config), log, mirror_file)
     except MachineError as err:
-        log.error("failed, the machine's fault, not the source's (never a tombstone): %s", err)
+        log.error(
+            "transient failure of this machine, not of the source (the job fails on every "
+            "attempt and never writes a tombstone): %s", err,
+        )  # fmt: skip
         raise
     except TransientDownloadError as err:
         if attempt >= attempts:
@@ -54,8 +57,8 @@ def download_job(
             write_tombstone(Path(target), err.final_reason, detail, url, log)
             return
         log.error(
-            "failed, the source's fault, transiently (attempt %d of %d; after the last one it "
-            "becomes a %s tombstone): %s", attempt, attempts, err.final_reason, err,
+            "transient failure of the source (attempt %d of %d; after the last one it becomes "
+            "a %s tombstone): %s", attempt, attempts, err.final_reason, err,
         )  # fmt: skip
         if err.bot_check:
             log.warning("%s; waiting %.0f s", COOKIES_HINT, section["bot_check_backoff_s"])
