@@ -288,17 +288,18 @@ def test_offline_youtube_names_the_runtime_and_fails_the_machine_in_one_line(tmp
 @pytest.mark.slow
 def test_sources_that_never_work_end_as_tombstones_and_the_run_builds_its_tables(tmp_path, server):
     """One good source, one that always sends a short body, one that trickles a byte every
-    second past a 3 s deadline: no --keep-going, exit 0, every aggregate built."""
+    second past a 5 s deadline: no --keep-going, exit 0, every aggregate built."""
     server.media.trickle_s = 1.0
     urls = {"good": server.unique("/video.mp4"), "short": server.unique("/truncated.mp4"),
             "trickle": server.unique("/trickle.mp4")}  # fmt: skip
     setup_run(tmp_path, [record(vid, url) for vid, url in urls.items()], retries=1,
-              deadline_s=3)  # fmt: skip
+              deadline_s=5)  # fmt: skip
     aggregates = [*TABLES, "results/report/dataset.html",
                   *(f"results/lexicon/{s}/index.csv" for s in ("train", "all"))]  # fmt: skip
     start = time.monotonic()
     snakemake(tmp_path, *aggregates, "--cores", "2")
     assert time.monotonic() - start < 120
+    assert server.media.hits[request_target(urls["good"])] == 1
     for vid in ("short", "trickle"):
         tomb = tombstone.read(source(tmp_path, urls[vid]))
         assert (tomb.stage, tomb.reason) == ("download", "gave_up")

@@ -129,9 +129,10 @@ def download(
             # would add urllib (file:, data:, ftp: schemes) and websockets.
             return super().build_request_director([handler], preferences)
 
+    direct = _is_direct(url)  # outside the deadline: it is the same work on every machine
     try:
-        with _deadline(opts.deadline_s), _GuardedYDL(params) as ydl:
-            if _is_direct(url):
+        with _GuardedYDL(params) as ydl, _deadline(opts.deadline_s):
+            if direct:
                 info: Mapping[str, Any] = _direct_info(url)
             else:
                 info = ydl.extract_info(url, download=False) or {}
