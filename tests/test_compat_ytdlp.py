@@ -23,9 +23,10 @@ CHANGED = f"{compat.PIN} changed what signpose.compat.ytdlp relies on: "
 
 
 def test_the_installed_yt_dlp_is_the_pinned_one() -> None:
-    from yt_dlp.version import __version__
+    from importlib.metadata import version
 
-    assert f"yt-dlp=={__version__}" == compat.PIN, CHANGED + f"installed {__version__}"
+    installed = version("yt-dlp")
+    assert f"yt-dlp=={installed}" == compat.PIN, CHANGED + f"installed {installed}"
 
 
 def test_the_requests_handler_has_the_hooks_we_override() -> None:

@@ -78,15 +78,15 @@ def js_runtime(opts: DownloadOptions) -> Runtime:
 
 def environment_line(opts: DownloadOptions) -> tuple[str, Runtime]:
     """One log line naming yt-dlp, the JavaScript runtime and the challenge scripts."""
-    from yt_dlp.version import __version__ as ytdlp_version
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
-        from yt_dlp_ejs import version as ejs_version
-    except ImportError:
+        ejs_version = version("yt-dlp-ejs")
+    except PackageNotFoundError:
         ejs_version = "MISSING"
     runtime = js_runtime(opts)
     line = (
-        f"yt-dlp {ytdlp_version}; JavaScript runtime: {runtime.describe()}; "
+        f"yt-dlp {version('yt-dlp')}; JavaScript runtime: {runtime.describe()}; "
         f"yt-dlp-ejs {ejs_version}"
     )
     return line, runtime
