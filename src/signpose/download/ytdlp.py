@@ -140,11 +140,14 @@ def download(
             try:
                 ydl.process_ie_result(dict(info), download=True)
             except YoutubeDLError as err:
-                if cap.exceeded or not (cap.fragmented or _fragmented(info)):
+                verdict = classify(err, url, scrub)
+                if cap.exceeded or isinstance(verdict, MachineError):
                     raise
+                if not (cap.fragmented or _fragmented(info)):
+                    raise verdict from err
                 # a fragment that failed, for whatever reason, is a hole in the video
                 raise TransientDownloadError(
-                    f"incomplete: {classify(err, url, scrub)}", final_reason="incomplete"
+                    f"incomplete: {verdict}", final_reason="incomplete"
                 ) from err
     except _DeadlinePassed as err:
         raise TransientDownloadError(
