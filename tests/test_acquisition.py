@@ -355,3 +355,46 @@ def test_a_sources_mirror_stands_in_for_downloads_and_is_cut(tmp_path, server):
         assert decoded_frames(clip) == 16  # frames 5..20 at the source's 25 fps
     table = tables.read_instances(tmp_path / "results" / "tables" / "instances.csv")
     assert table["from_mirror"].astype(bool).all()
+
+
+@pytest.mark.slow
+def test_the_readme_command_ends_with_every_aggregate_despite_sources_that_never_work(
+    tmp_path, server
+):
+    """The demo, two of its training sources swapped for one that always sends a short body and
+    one that trickles past the deadline: `snakemake --cores 2` (rule all, no --keep-going)."""
+    server.media.trickle_s = 1.0
+    entries = json.loads((ROOT / "resources" / "demo" / "WLASL_demo.json").read_text())
+    bad = {}
+    for entry in entries:
+        for inst in entry["instances"]:
+            inst["url"] = str(ROOT / "resources" / "demo" / inst["url"])
+            if inst["split"] == "train" and len(bad) < 2:
+                route = "/truncated.mp4" if not bad else "/trickle.mp4"
+                inst["url"] = bad[inst["video_id"]] = server.unique(route)
+    setup_run(tmp_path, [], dataset={"allow_local_files": True}, retries=1, deadline_s=5)
+    (tmp_path / "meta.json").write_text(json.dumps(entries))
+    snakemake(tmp_path, "--cores", "2")
+    results = tmp_path / "results"
+    for vid, url in bad.items():
+        tomb = tombstone.read(source(tmp_path, url))
+        assert (tomb.stage, tomb.reason) == ("download", "gave_up"), vid
+    table = tables.read_instances(results / "tables" / "instances.csv").set_index("video_id")
+    assert all(table.loc[vid, "reason"] == "gave_up" for vid in bad)
+    for path in ("tables/funnel.csv", "lexicon/all/index.csv", "report/dataset.html",
+                 "model/metrics.json"):  # fmt: skip
+        assert (results / path).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_the_per_host_pause_holds_under_snakemake_with_parallel_jobs(tmp_path, server):
+    """Four sources on one host, -j 4 and max_parallel 4: only the pause spaces them out."""
+    urls = {f"p{i}": server.unique("/video.mp4") for i in range(4)}
+    setup_run(tmp_path, [record(vid, url) for vid, url in urls.items()], max_parallel=4,
+              host_pause_s={"127.0.0.1": 1.0})  # fmt: skip
+    targets = [str(source(tmp_path, url).relative_to(tmp_path)) for url in urls.values()]
+    snakemake(tmp_path, *targets, "--cores", "4")
+    wanted = {request_target(url) for url in urls.values()}
+    starts = sorted(t for t, target in server.media.times if target in wanted)
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert len(starts) == 4 and min(gaps) >= 1.0, gaps

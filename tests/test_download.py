@@ -844,80 +844,28 @@ def test_no_dns_fails_every_attempt_and_never_buries_the_source(
 def test_a_sources_mirror_stands_in_for_the_download(
     server: MisbehavingServer, media_dir: Path, tmp_path: Path
 ) -> None:
+    from signpose.download import mirror as mirrors
     from signpose.download.job import download_job
 
     mirror = tmp_path / "raw_videos"
     mirror.mkdir()
     (mirror / "v7.mkv").write_bytes((media_dir / "clip.mkv").read_bytes())
-    before = (mirror / "v7.mkv").read_bytes()
+    (mirror / "dQw4w9WgXcQ.webm").write_bytes((media_dir / "clip.webm").read_bytes())
+    before = {p.name: p.read_bytes() for p in mirror.iterdir()}
     config = job_config(tmp_path, mirror={"dir": str(mirror), "fallback": "none"})
-    url = server.unique("/video.mp4")
-    target = target_for(tmp_path, url)
-    download_job(url, str(target), config, 1, ["v6", "v7"])  # named by a video_id
-    assert decoded_frames(target) == 50 and codec_of(target) == "h264"
+    url, other = server.unique("/video.mp4"), server.unique("/video.mp4")
+    youtube = "https://youtu.be/dQw4w9WgXcQ"
+    urls = {"v6": url, "v7": url, "v8": other, "v9": youtube}
+    found = mirrors.mirrored(mirrors.Mirror.from_config(config["dataset"]), urls)
+    # start_kit's names: non-YouTube sources by a video_id, YouTube ones by their id
+    assert found == {"v6": mirror / "v7.mkv", "v7": mirror / "v7.mkv",
+                     "v9": mirror / "dQw4w9WgXcQ.webm"}  # fmt: skip
+    for source_url, vid in ((url, "v6"), (youtube, "v9")):
+        target = target_for(tmp_path, source_url)
+        download_job(source_url, str(target), config, 1, str(found[vid]))
+        assert decoded_frames(target) == 50 and codec_of(target) == "h264"
     assert request_target(url) not in server.media.hits  # no request at all
-    assert (mirror / "v7.mkv").read_bytes() == before and os.listdir(mirror) == ["v7.mkv"]
-    other = server.unique("/video.mp4")
-    download_job(other, str(target_for(tmp_path, other)), config, 1, ["v8"])
+    assert {p.name: p.read_bytes() for p in mirror.iterdir()} == before  # read, never changed
+    download_job(other, str(target_for(tmp_path, other)), config, 1, None)
     assert tombstone.read(target_for(tmp_path, other)).reason == "not_in_mirror"
     assert request_target(other) not in server.media.hits
-
-
-# YouTube's failure texts as the pinned yt-dlp words them. `in_source` is the part of the text
-# that must appear in yt-dlp's installed extractor source (so an upgrade that rewords it fails
-# here); None marks texts YouTube itself sends, which yt-dlp passes on as they come.
-YT_SOURCE = Path(__import__("yt_dlp").__file__).parent / "extractor"
-LOGIN_HINT = ("Use --cookies-from-browser or --cookies for the authentication. See  "
-              "https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for "
-              "how to manually pass cookies")  # fmt: skip
-YOUTUBE_TEXTS = [
-    # (message after "[youtube] <id>: ", reason or "transient"/"bot_check", in_source)
-    (f"Sign in to confirm you\u2019re not a bot. {LOGIN_HINT}", "bot_check",
-     "Use --cookies-from-browser or --cookies for the authentication."),
-    ("Sign in to confirm you\u2019re not a bot. YouTube is requiring a captcha challenge "
-     "before playback", "bot_check", "YouTube is requiring a captcha challenge before playback"),
-    ("This content isn't available, try again later. The current session has been "
-     "rate-limited by YouTube for up to an hour.", "transient",
-     "This content isn't available, try again later"),
-    (f"Sign in to confirm your age. This video may be inappropriate for some users. {LOGIN_HINT}",
-     "age_restricted", "'confirm your age', 'age-restricted', 'inappropriate'"),
-    ("Join this channel to get access to members-only content like this video, and other "
-     "exclusive perks.", "members_only", None),
-    ("Private video. Sign in if you've been granted access to this video", "private",
-     "'skip': 'Private video'"),
-    ("Video unavailable. This video has been removed for violating YouTube's policy on hate "
-     "speech.", "unavailable", "This video has been removed for violating YouTube"),
-    ("Video unavailable", "unavailable", "'skip': 'Video unavailable'"),
-    ("This video does not exist.", "unavailable", "'skip': 'This video does not exist.'"),
-    ("Video unavailable. This video is no longer available due to a copyright claim by "
-     "Some Label", "copyright", None),
-    ("The uploader has not made this video available in your country", "geo_blocked",
-     "The uploader has not made this video available in your country"),
-    ("This video is not available from your location due to geo restriction", "geo_blocked",
-     "This video is not available from your location due to geo restriction"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("text", "reason", "in_source"), YOUTUBE_TEXTS)
-def test_youtube_failure_texts_become_reasons_to_act_on(
-    text: str, reason: str, in_source: str | None
-) -> None:
-    from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError
-
-    if in_source is not None:
-        sources = [YT_SOURCE / "youtube" / "_video.py", YT_SOURCE / "youtube" / "_base.py",
-                   YT_SOURCE / "common.py"]  # fmt: skip
-        assert any(in_source in p.read_text() for p in sources), (
-            f"yt-dlp==2026.10.26 no longer words this as {in_source!r}: update the rules"
-        )
-    message = f"[youtube] abcdefghijk: {text}"
-    cause = (GeoRestrictedError if "geo restriction" in text else ExtractorError)(message)
-    err = DownloadError(f"ERROR: {message}", (type(cause), cause, None))
-    verdict = classify(err, "https://www.youtube.com/watch?v=abcdefghijk", Scrubber(None))
-    if reason in ("transient", "bot_check"):
-        assert isinstance(verdict, TransientDownloadError), verdict
-        assert verdict.bot_check == (reason == "bot_check")
-        assert ("download.cookies_file" in str(verdict)) == (reason == "bot_check")
-        assert verdict.final_reason == "gave_up"
-    else:
-        assert isinstance(verdict, Dead) and verdict.reason == reason, verdict

@@ -7,5 +7,5 @@ download_job(
     snakemake.output[0],
     snakemake.config,
     snakemake.resources.attempt,
-    snakemake.params.video_ids,
+    snakemake.input[0] if snakemake.input else None,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +24,24 @@ log = logging.getLogger("signpose")
 
 
 def download_job(
-    url: str, target: str, config: Mapping[str, Any], attempt: int, video_ids: Sequence[str]
+    url: str, target: str, config: Mapping[str, Any], attempt: int, mirror_file: str | None
 ) -> None:
-    """Attempt `attempt` (1-based) at the source `url` of the instances `video_ids`."""
+    """Attempt `attempt` (1-based) at the source `url`, or a copy of `mirror_file` (the file
+    of dataset.mirror that stands in for it, as signpose.download.mirror.mirrored found it)."""
     section = config["download"]
     attempts = section["retries"] + 1
     if attempt > 1:
         wait = section["backoff_s"] * 2 ** (attempt - 2)
         log.info("attempt %d of %d: waiting %.0f s before retrying", attempt, attempts, wait)
         time.sleep(wait)
-    mirror_file = None
     found = mirror.Mirror.from_config(config["dataset"])
-    if found is not None:
-        # the download job of an `instances` mirror only runs for instances missing from it
-        if found.layout == "sources":
-            mirror_file = mirror.source_file(found.files(), mirror.source_names(url, video_ids))
-        if mirror_file is None and found.fallback == "none":
-            detail = f"not in dataset.mirror {found.dir} (layout {found.layout}, fallback none)"
-            write_tombstone(Path(target), mirror.NOT_IN_MIRROR, detail, url, log)
-            return
+    if mirror_file is None and found is not None and found.fallback == "none":
+        detail = f"not in dataset.mirror {found.dir} (layout {found.layout}, fallback none)"
+        write_tombstone(Path(target), mirror.NOT_IN_MIRROR, detail, url, log)
+        return
     try:
-        outcome = fetch_source(url, target, workflow_options(config), log, mirror_file)
+        opts = workflow_options(config)
+        outcome = fetch_source(url, target, opts, log, Path(mirror_file) if mirror_file else None)
     except MachineError as err:
         log.error(
             "transient failure of this machine, not of the source (the job fails on every "
