@@ -869,3 +869,21 @@ def test_a_sources_mirror_stands_in_for_the_download(
     download_job(other, str(target_for(tmp_path, other)), config, 1, None)
     assert tombstone.read(target_for(tmp_path, other)).reason == "not_in_mirror"
     assert request_target(other) not in server.media.hits
+
+
+def test_no_route_out_is_the_machine_s_fault() -> None:
+    import errno
+
+    from yt_dlp.networking.exceptions import TransportError
+    from yt_dlp.utils import DownloadError
+
+    # what requests raises when connect() finds no route: the errno deep in the chain
+    try:
+        try:
+            raise OSError(errno.ENETUNREACH, "Network is unreachable")
+        except OSError as low:
+            raise TransportError(cause=low) from low
+    except TransportError as cause:
+        err = DownloadError("ERROR: Unable to download webpage", (type(cause), cause, None))
+    verdict = classify(err, "https://www.youtube.com/watch?v=abcdefghijk", Scrubber(None))
+    assert isinstance(verdict, download.MachineError) and "no route" in str(verdict)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from signpose.download.failures import Dead, MachineError
+from signpose.download.failures import Dead, MachineError, TransientDownloadError
 from signpose.download.options import DownloadOptions
 
 # A name that always resolves where DNS works (RFC 2606 reserves it for this kind of use)
@@ -64,7 +64,8 @@ def _dns_failure(host: str, err: socket.gaierror) -> Exception:
     if err.errno == socket.EAI_NONAME and _resolver_works():
         return Dead("no_such_host", f"{host}: {err.strerror}")
     if _resolver_works():
-        return MachineError(f"cannot resolve {host} now: {err.strerror}")
+        # this name's servers answer nothing now, others do: the source's problem, retried
+        return TransientDownloadError(f"cannot resolve {host} now: {err.strerror}")
     return MachineError(f"no DNS on this machine: cannot resolve {host} nor {_DNS_CANARY}")
 
 
