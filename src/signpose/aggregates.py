@@ -9,13 +9,19 @@ import os
 import numpy as np
 
 from signpose import layout, lexicon, metadata, plots, stats, summary, tables
+from signpose.download import mirror
 from signpose.files import write_text_atomic
 
 log = logging.getLogger("signpose")
 
 
 def tables_job(dataset_cfg: dict, qc_paths: list[str], out: dict[str, str]) -> None:
-    df = tables.instances_table(metadata.load(dataset_cfg), qc_paths)
+    dataset = metadata.load(dataset_cfg)
+    df = tables.instances_table(dataset, qc_paths)
+    # what came from dataset.mirror: a clip (instances layout) or its source (sources layout)
+    found = mirror.Mirror.from_config(dataset_cfg)
+    urls = {vid: inst.url for vid, inst in dataset.instances.items()}
+    df["from_mirror"] = df["video_id"].isin(mirror.mirrored(found, urls))
     tables.write_csv(df, out["instances"])
     tables.write_csv(tables.failures_table(df), out["failures"])
     funnel = tables.funnel_table(df)

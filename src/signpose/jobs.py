@@ -45,17 +45,6 @@ def setup_logging(log_path: str | os.PathLike) -> None:
     )
 
 
-def download_job(url: str, target: str, options: dict, attempt: int, backoff_s: float) -> None:
-    from signpose.download import DownloadOptions, fetch_source
-
-    if attempt > 1:
-        wait = backoff_s * 2 ** (attempt - 2)
-        log.info("attempt %d: waiting %.0f s before retrying", attempt, wait)
-        time.sleep(wait)
-    outcome = fetch_source(url, Path(target), DownloadOptions.from_config(options), log)
-    log.info("outcome: %s", outcome)
-
-
 def clip_job(source: str, target: str, trim: dict, options: dict, threads: int = 1) -> None:
     from signpose.clips import ClipOptions, make_clip
 

@@ -65,12 +65,14 @@ def failures_table(instances: pd.DataFrame) -> pd.DataFrame:
 def funnel_table(instances: pd.DataFrame) -> pd.DataFrame:
     """listed → downloaded → clipped → posed → kept, overall, per split and per site."""
     df = instances.assign(listed=True, kept=instances["status"] == "kept")
-    parts = [df[list(FUNNEL)].sum().to_frame().T.assign(group="all", value="all")]
+    # and how many came from dataset.mirror instead of a download, where the table says
+    counted = [*FUNNEL, *(["from_mirror"] if "from_mirror" in df else [])]
+    parts = [df[counted].sum().to_frame().T.assign(group="all", value="all")]
     for group in ("split", "site"):
-        counts = df.groupby(group)[list(FUNNEL)].sum().reset_index()
+        counts = df.groupby(group)[counted].sum().reset_index()
         parts.append(counts.rename(columns={group: "value"}).assign(group=group))
     out = pd.concat(parts, ignore_index=True)
-    return out[["group", "value", *FUNNEL]].astype({k: int for k in FUNNEL})
+    return out[["group", "value", *counted]].astype({k: int for k in counted})
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -3,7 +3,9 @@
 # a job of their own: a feature option must not re-run MediaPipe.
 rule pose:
     input:
-        lambda wc: res(f"sources/{SOURCE_OF[wc.video_id]}.mp4"),
+        # an `instances` mirror's clip is cut already (download.smk): trimmed from 0 to its end
+        lambda wc: MIRROR_CLIPS.get(wc.video_id)
+        or res(f"sources/{SOURCE_OF[wc.video_id]}.mp4"),
     output:
         clip=res("clips/{video_id}.mp4"),
         pose=res("poses/{video_id}.pose"),
@@ -16,7 +18,10 @@ rule pose:
         mem_mb=1500,
         runtime=20,
     params:
-        trim=lambda wc: INSTANCES[wc.video_id].clip_spec(),
+        trim=lambda wc: {
+            **INSTANCES[wc.video_id].clip_spec(),
+            **({"start_s": 0.0, "end_s": None} if wc.video_id in MIRROR_CLIPS else {}),
+        },
         clip=config["clip"],
         pose=config["pose"],
     shell:
