@@ -7,7 +7,7 @@ import html
 
 import pandas as pd
 
-from signpose.tables import FUNNEL, funnel_table
+from signpose.tables import FUNNEL
 
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -51,8 +51,9 @@ def qc_medians(instances: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([counts, posed.groupby("status")[cols].median()], axis=1).reset_index()
 
 
-def dataset_html(instances: pd.DataFrame, dataset_name: str) -> str:
-    funnel = funnel_table(instances)
+def dataset_html(instances: pd.DataFrame, funnel: pd.DataFrame, dataset_name: str) -> str:
+    """The funnel (tables.funnel_table, as written to funnel.csv), the reasons, the QC."""
+    funnel = funnel.copy()
     funnel["kept %"] = (100 * funnel["kept"] / funnel["listed"].clip(lower=1)).round(1)
     overall = funnel.iloc[0]
     steps = " → ".join(f"{stage} {overall[stage]}" for stage in FUNNEL)

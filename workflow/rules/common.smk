@@ -4,6 +4,7 @@ import shlex
 import sys
 
 from signpose import metadata
+from signpose.compat import snakemake as snakemake_compat
 
 RESULTS = config["results_dir"] or f"results/{config['dataset']['name']}"
 DATASET = metadata.load(config["dataset"])
@@ -17,9 +18,8 @@ SOURCE_OF = {vid: inst.source_id for vid, inst in INSTANCES.items()}
 # It is defined here, not in the rules' text, so that moving the checkout or the virtual
 # environment does not change the rules' code (a rerun trigger). With --sdm conda the job's
 # environment provides `python`; otherwise it is the one that runs Snakemake.
-CONDA = "conda" in map(str, workflow.deployment_settings.deployment_method)
 INSTANCE_JOB = [
-    "python" if CONDA else sys.executable,
+    "python" if snakemake_compat.uses_conda(workflow) else sys.executable,
     f"{workflow.basedir}/workflow/scripts/instance.py",
 ]
 shell.prefix(
@@ -28,7 +28,9 @@ shell.prefix(
 
 # The `downloads` resource of every download job is capped at max_parallel unless the user
 # passes --resources downloads=N (tests/test_acquisition.py measures that it holds).
-workflow.global_resources.setdefault("downloads", config["download"]["max_parallel"])
+snakemake_compat.set_default_resource(
+    workflow, "downloads", config["download"]["max_parallel"]
+)
 
 
 wildcard_constraints:
