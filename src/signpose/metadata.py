@@ -75,16 +75,17 @@ class Dataset:
 
 
 def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
-    """Load and validate the dataset that `cfg` (the config's `dataset` section) describes."""
+    """Load and validate the dataset that `cfg` describes: the config's `dataset` section with
+    every default filled (by the workflow's validation, or `signpose.config.with_defaults`)."""
     path = Path(cfg["metadata"])
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
-    fmt = cfg.get("format", "wlasl")
-    allow_local = bool(cfg.get("allow_local_files", False))
+    fmt = cfg["format"]
+    allow_local = cfg["allow_local_files"]
     if fmt == "wlasl":
-        records = wlasl_records(path, cfg.get("subset"))
+        records = wlasl_records(path, cfg["subset"])
     elif fmt == "csv":
-        records = csv_records(path, cfg.get("csv", {}))
+        records = csv_records(path, cfg["csv"])
     else:
         raise MetadataError(f"{path}: unknown metadata format {fmt!r} (wlasl or csv)")
     instances: dict[str, Instance] = {}
@@ -97,8 +98,8 @@ def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
         instances[inst.video_id] = inst
     if not instances:
         raise MetadataError(f"{path}: no instances (a run over nothing is a mistake)")
-    if fmt == "csv" and not cfg.get("csv", {}).get("split_column"):
-        instances = assign_splits(instances, cfg.get("split_fractions", {}), cfg.get("seed", 0))
+    if fmt == "csv" and not cfg["csv"]["split_column"]:
+        instances = assign_splits(instances, cfg["split_fractions"], cfg["seed"])
     return Dataset(instances=instances, urls={i.source_id: i.url for i in instances.values()})
 
 
@@ -135,12 +136,12 @@ def read_json(path: Path) -> Any:
 
 def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
     """(where, record) per CSV row, mapped onto WLASL field names by the `csv` config."""
-    video_col = cfg.get("video_column", "video_file")
-    label_col = cfg.get("label_column", "gloss")
+    video_col = cfg["video_column"]
+    label_col = cfg["label_column"]
     optional = {
-        "split": cfg.get("split_column"),
-        "signer_id": cfg.get("signer_column"),
-        "video_id": cfg.get("id_column"),
+        "split": cfg["split_column"],
+        "signer_id": cfg["signer_column"],
+        "video_id": cfg["id_column"],
     }
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -153,7 +154,7 @@ def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[
                 rec: dict[str, Any] = {
                     "url": row[video_col],
                     "gloss": row[label_col],
-                    "fps": cfg.get("fps", 25),
+                    "fps": cfg["fps"],
                     "frame_start": 1,
                     "frame_end": -1,
                     "bbox": None,
@@ -271,8 +272,8 @@ def assign_splits(
     A signer (or, without signer ids, a video) is placed by a hash of (seed, signer), so adding
     recordings never moves existing ones between splits.
     """
-    train = fractions.get("train", 0.8)
-    val = fractions.get("val", 0.1)
+    train = fractions["train"]
+    val = fractions["val"]
     out = {}
     for vid, inst in instances.items():
         key = inst.signer_id or vid

@@ -1,3 +1,7 @@
+# tables/instances.csv is the manifest of every later job: its `<kind>_file` columns name each
+# instance's files, from the patterns below. Those files need not be inputs here (20,000 more
+# per kind, at a measured cost in planning): the features job writes features and qc together
+# from the pose, so the qc inputs already order this job after all of them.
 rule tables:
     input:
         metadata=config["dataset"]["metadata"],
@@ -29,5 +33,9 @@ rule tables:
         runtime=30,
     params:
         dataset=config["dataset"],
+        files={
+            "features": rules.features.output.features,
+            "pose": rules.pose.output.pose,
+        },
     script:
         "../scripts/tables.py"
