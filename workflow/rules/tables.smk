@@ -34,8 +34,8 @@ rule tables:
     params:
         dataset=config["dataset"],
         files={
-            "features": rules.features.output.features,
-            "pose": rules.pose.output.pose,
+            "features": str(rules.features.output.features),
+            "pose": str(rules.pose.output.pose),
         },
     script:
         "../scripts/tables.py"

@@ -5,6 +5,6 @@ setup_logging(snakemake.log[0])
 tables_job(
     snakemake.params.dataset,
     snakemake.input.qc,
-    {kind: str(pattern) for kind, pattern in snakemake.params.files.items()},
+    snakemake.params.files,
     dict(snakemake.output.items()),
 )
