@@ -1,11 +1,14 @@
-"""config/README.md's key tables are the schema's, and the schema states every key fully."""
+"""The schema is the one source of truth: it states every key fully, config/README.md's key
+tables are generated from it, and the workflow and the library fill the same defaults."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from signpose.config import schema
+from snakemake.utils import validate
+
+from signpose.config import SCHEMA_PATH, schema, with_defaults
 from signpose.config_readme import BLOCK, README_PATH, render
 
 # Every keyword a key of the schema may use: another one is most likely a YAML slip (an
@@ -39,3 +42,13 @@ def test_every_key_is_typed_described_defaulted_and_closed():
         assert required or "default" in prop, f"{path}: a default, or required"
         if "properties" in prop:
             assert prop.get("additionalProperties") is False, f"{path}: unknown keys must fail"
+
+
+def test_the_workflow_and_the_library_fill_the_same_defaults():
+    given = {"dataset": {"name": "x", "metadata": "m.json"}, "train": {"model": {"lstm": {}}}}
+    workflow = {"dataset": dict(given["dataset"]), "train": {"model": {"lstm": {}}}}
+    validate(workflow, str(SCHEMA_PATH))  # what the Snakefile does
+    assert workflow == with_defaults(given)
+    model = schema()["properties"]["train"]["properties"]["model"]
+    heads = model["properties"]["transformer"]["properties"]["heads"]["default"]
+    assert workflow["train"]["model"]["transformer"]["heads"] == heads  # filled at every depth
