@@ -1,7 +1,8 @@
 # tables/instances.csv is the manifest of every later job: its `<kind>_file` columns name each
-# instance's files, from the patterns below. Those files need not be inputs here (20,000 more
-# per kind, at a measured cost in planning): the features job writes features and qc together
-# from the pose, so the qc inputs already order this job after all of them.
+# instance's files, from the patterns below. Those files are not inputs here too: each kind
+# would add 21,000 inputs at WLASL2000 (the features files of 500 glosses, 7,739, cost about
+# 10% more dry-run CPU), and the features job writes features and qc together from the pose,
+# so the qc inputs already order this job after all of them.
 rule tables:
     input:
         metadata=config["dataset"]["metadata"],
