@@ -16,12 +16,15 @@ log = logging.getLogger("signpose")
 
 def tables_job(dataset_cfg: dict, qc_paths: list[str], files: dict[str, str],
                out: dict[str, str]) -> None:  # fmt: skip
+    """`files` maps a kind of per-instance file to its path pattern ("{video_id}" in it)."""
     # The metadata is parsed again here, not handed over from the planning step: a job is its
     # own process (on SLURM, on another node), and a file written while planning would be an
     # output no rule declares. Parsing is deterministic in the file and `dataset_cfg`, which
     # the rule declares (input and params); at WLASL2000 it takes seconds (5-6 s measured on a
     # loaded two-core machine), beside reading the 21,000 QC records.
-    df = tables.instances_table(metadata.load(dataset_cfg), qc_paths, files)
+    here = os.path.dirname(out["instances"])
+    relative = {kind: os.path.relpath(pattern, here) for kind, pattern in files.items()}
+    df = tables.instances_table(metadata.load(dataset_cfg), qc_paths, relative)
     tables.write_csv(df, out["instances"])
     tables.write_csv(tables.failures_table(df), out["failures"])
     funnel = tables.funnel_table(df)
