@@ -172,6 +172,7 @@ def train(
     for path in dataclasses.astuple(out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out.tensorboard, ignore_errors=True)
+    _checkpoint(Path(out.model)).unlink(missing_ok=True)  # left by a run that was killed
 
     all_glosses = data.build_label_map(train_items)
     stats = data.load_stats(stats_path, cfg.std_floor)
