@@ -30,13 +30,14 @@ def test_stats_use_the_train_split_only(tmp_path):
         [("train", "kept")] * 4 + [("train", "low_quality"), ("val", "kept"), ("test", "kept")]
     ):
         np.save(features / f"v{i}.npy", rng.normal(size=(20, 540)).astype(np.float32))
-        rows.append({"video_id": f"v{i}", "gloss": "g", "split": split, "status": status})
+        rows.append({"video_id": f"v{i}", "gloss": "g", "split": split, "status": status,
+                     "features_file": str(features / f"v{i}.npy")})  # fmt: skip
     table = tmp_path / "instances.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
 
     def stats() -> dict:
         out = tmp_path / "stats.npz"
-        stats_job(str(table), str(out), str(features))
+        stats_job(str(table), str(out))
         return dict(np.load(out))
 
     before = stats()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pandas as pd
 
 from signpose.summary import dataset_html, metrics_html, reasons_table
+from signpose.tables import funnel_table, read_funnel, write_csv
 
 
 def instances() -> pd.DataFrame:
@@ -32,8 +33,14 @@ def test_reasons_are_counted_with_examples_most_frequent_first():
     assert table["instances"].sum() == 4
 
 
-def test_dataset_page_has_the_funnel_the_reasons_and_the_qc_medians():
-    page = dataset_html(instances(), "wlasl100")
+def funnel_csv_of(df: pd.DataFrame, tmp_path) -> pd.DataFrame:
+    """The funnel as the report jobs get it: written to funnel.csv once, then read back."""
+    write_csv(funnel_table(df), tmp_path / "funnel.csv")
+    return read_funnel(tmp_path / "funnel.csv")
+
+
+def test_dataset_page_has_the_funnel_the_reasons_and_the_qc_medians(tmp_path):
+    page = dataset_html(instances(), funnel_csv_of(instances(), tmp_path), "wlasl100")
     assert "<b>2</b> of <b>6</b> listed instances were kept (33.3%)" in page
     assert "listed 6 → downloaded 4 → clipped 3 → posed 3 → kept 2" in page
     for heading in ("Funnel", "Why instances were lost or flagged", "QC medians"):
@@ -44,9 +51,14 @@ def test_dataset_page_has_the_funnel_the_reasons_and_the_qc_medians():
     assert "<td>low_quality</td>\n      <td>1</td>\n      <td>30</td>" in page
 
 
-def test_dataset_page_without_failures():
+def test_dataset_page_without_failures(tmp_path):
     ok = instances().iloc[:2]
-    assert "(100.0%)" in dataset_html(ok, "demo")
+    assert "(100.0%)" in dataset_html(ok, funnel_csv_of(ok, tmp_path), "demo")
+
+
+def test_the_funnel_reads_back_as_written_even_for_a_site_named_na(tmp_path):
+    df = instances().assign(site=["NA", "NA", "null", "youtube", "youtube", "youtube"])
+    assert funnel_csv_of(df, tmp_path).equals(funnel_table(df))
 
 
 def test_metrics_page_has_every_split_the_baseline_tflite_and_each_class():

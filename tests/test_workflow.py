@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ROOT, WLASL_300, WLASL_2000, needs
 from signpose import metadata, tombstone
+from signpose.config import with_defaults
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -47,7 +48,8 @@ def wlasl_config(path: Path, subset: int, results: Path) -> list[str]:
 def test_dry_run_plans_one_download_per_source_and_one_job_per_instance(tmp_path, path, subset):
     proc = snakemake("-n", *wlasl_config(path, subset, tmp_path))
     counts = job_counts(proc.stdout)
-    ds = metadata.load({"metadata": str(path), "subset": subset})
+    dataset = {"name": "wlasl", "metadata": str(path), "subset": subset}
+    ds = metadata.load(with_defaults(dataset, section="dataset"))
     assert counts["download"] == len(ds.urls) < len(ds.instances)
     for rule in ("pose", "features"):  # pose cuts the clip too
         assert counts[rule] == len(ds.instances)

@@ -15,9 +15,18 @@ from signpose.files import write_text_atomic
 log = logging.getLogger("signpose")
 
 
-def tables_job(dataset_cfg: dict, qc_paths: list[str], out: dict[str, str]) -> None:
+def tables_job(dataset_cfg: dict, qc_paths: list[str], files: dict[str, str],
+               out: dict[str, str]) -> None:  # fmt: skip
+    """`files` maps a kind of per-instance file to its path pattern ("{video_id}" in it)."""
+    # The metadata is parsed again here, not handed over from the planning step: a job is its
+    # own process (on SLURM, on another node), and a file written while planning would be an
+    # output no rule declares. Parsing is deterministic in the file and `dataset_cfg`, which
+    # the rule declares (input and params); at WLASL2000 it takes seconds (5-6 s measured on a
+    # loaded two-core machine), beside reading the 21,000 QC records.
     dataset = metadata.load(dataset_cfg)
-    df = tables.instances_table(dataset, qc_paths)
+    here = os.path.dirname(out["instances"])
+    relative = {kind: os.path.relpath(pattern, here) for kind, pattern in files.items()}
+    df = tables.instances_table(dataset, qc_paths, relative)
     # what came from dataset.mirror: a clip (instances layout) or its source (sources layout)
     found = mirror.Mirror.from_config(dataset_cfg)
     urls = {vid: inst.url for vid, inst in dataset.instances.items()}
@@ -41,49 +50,55 @@ def lexicon_job(instances_csv: str, target: str, split: str, poses_dir: str, spo
     log.info("%s: %d kept instances", split, len(kept))
 
 
-def feature_items(instances_csv: str, split: str, features_dir: str) -> list[tuple[str, str]]:
+def feature_items(instances_csv: str, split: str) -> list[tuple[str, str]]:
     """(npy path, gloss) of the kept instances of one split."""
     kept = tables.kept(tables.read_instances(instances_csv), split)
-    return [(f"{features_dir}/{r.video_id}.npy", r.gloss) for r in kept.itertuples()]
+    return list(zip(kept["features_file"], kept["gloss"], strict=True))
 
 
-def stats_job(instances_csv: str, target: str, features_dir: str) -> None:
-    paths = [p for p, _ in feature_items(instances_csv, "train", features_dir)]
+def stats_job(instances_csv: str, target: str) -> None:
+    paths = [p for p, _ in feature_items(instances_csv, "train")]
     result = stats.global_stats(paths, layout.N_FEATURES)
     stats.write_stats(result, target)
     log.info("stats over %d train clips, %d frames", len(paths), int(result["lengths"].sum()))
 
 
-def train_job(instances_csv: str, stats_path: str, model_path: str, features_dir: str,
-              options: dict) -> None:  # fmt: skip
+def train_job(instances_csv: str, stats_path: str, out: dict[str, str], options: dict,
+              threads: int) -> None:  # fmt: skip
+    """`out` names every file `training.train` writes (the fields of TrainOutputs)."""
     from signpose import training
 
-    cfg = training.TrainConfig.from_dict(options)
     summary = training.train(
-        feature_items(instances_csv, "train", features_dir),
-        feature_items(instances_csv, "val", features_dir),
+        feature_items(instances_csv, "train"),
+        feature_items(instances_csv, "val"),
         stats_path,
-        os.path.dirname(model_path),
-        cfg,
+        training.TrainOutputs(**out),
+        training.TrainConfig.from_dict(options, threads),
     )
     log.info("training: %s", json.dumps(summary))
 
 
-def evaluate_job(instances_csv: str, stats_path: str, model_path: str, features_dir: str,
-                 options: dict) -> None:  # fmt: skip
+def evaluate_job(instances_csv: str, stats_path: str, trained: dict[str, str],
+                 out: dict[str, str], options: dict, threads: int) -> None:  # fmt: skip
+    """`trained` names the files of the training run it reads (the fields of Trained), `out`
+    every file it writes (those of EvaluateOutputs; no `tflite`, no export)."""
     from signpose import training
 
-    cfg = training.TrainConfig.from_dict(options)
-    items = {s: feature_items(instances_csv, s, features_dir) for s in ("val", "test")}
-    metrics = training.evaluate(os.path.dirname(model_path), items, stats_path, cfg)
+    items = {s: feature_items(instances_csv, s) for s in ("val", "test")}
+    metrics = training.evaluate(
+        training.Trained(**trained),
+        items,
+        stats_path,
+        training.EvaluateOutputs(**out),
+        training.TrainConfig.from_dict(options, threads),
+    )
     log.info("metrics: %s", json.dumps(metrics)[:2000])
 
 
-def dataset_summary_job(
-    instances_csv: str, target: str, dataset_name: str, split_note: str
-) -> None:
-    page = summary.dataset_html(tables.read_instances(instances_csv), dataset_name, split_note)
-    write_text_atomic(target, page)
+def dataset_summary_job(instances_csv: str, funnel_csv: str, target: str,
+                        dataset_name: str, split_note: str) -> None:  # fmt: skip
+    instances, funnel = tables.read_instances(instances_csv), tables.read_funnel(funnel_csv)
+    write_text_atomic(target, summary.dataset_html(instances, funnel, dataset_name, split_note))
 
 
 def metrics_summary_job(metrics_json: str, target: str) -> None:
@@ -91,11 +106,12 @@ def metrics_summary_job(metrics_json: str, target: str) -> None:
         write_text_atomic(target, summary.metrics_html(json.load(f)))
 
 
-def qc_plots_job(instances_csv: str, target: str) -> None:
-    plots.save(plots.qc_figure(tables.read_instances(instances_csv)), target)
+def qc_plots_job(instances_csv: str, funnel_csv: str, target: str) -> None:
+    instances, funnel = tables.read_instances(instances_csv), tables.read_funnel(funnel_csv)
+    plots.save(plots.qc_figure(instances, funnel), target)
 
 
-def skeletons_job(instances_csv: str, target: str, poses_dir: str, count: int, seed: int) -> None:
+def skeletons_job(instances_csv: str, target: str, count: int, seed: int) -> None:
     from signpose.features import read_pose
 
     kept = tables.kept(tables.read_instances(instances_csv), "all")
@@ -103,6 +119,6 @@ def skeletons_job(instances_csv: str, target: str, poses_dir: str, count: int, s
     chosen = kept.iloc[sorted(rng.choice(len(kept), min(count, len(kept)), replace=False))]
     poses, titles = [], []
     for r in chosen.itertuples():
-        poses.append(read_pose(f"{poses_dir}/{r.video_id}.pose"))
+        poses.append(read_pose(r.pose_file))
         titles.append(f"{r.gloss} ({r.video_id}, {r.split})")
     plots.save(plots.skeleton_figure(poses, titles), target)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signpose.config import with_defaults
 from signpose.paths import not_a_file
 from signpose.sites import source_id
 
@@ -82,9 +81,8 @@ class Dataset:
 
 
 def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
-    """Load and validate the dataset that `cfg` (the config's `dataset` section) describes."""
-    # The schema fills the defaults; the name it requires names results, not records.
-    cfg = with_defaults({"name": "unnamed", **cfg}, "dataset")
+    """Load and validate the dataset that `cfg` describes: the config's `dataset` section with
+    every default filled (by the workflow's validation, or `signpose.config.with_defaults`)."""
     path = Path(cfg["metadata"])
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path

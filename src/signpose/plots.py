@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from signpose.files import atomic_path  # noqa: E402
-from signpose.tables import FUNNEL, funnel_table  # noqa: E402
+from signpose.tables import FUNNEL  # noqa: E402
 
 DRAWN_COMPONENTS = ["POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS",
                     "RIGHT_HAND_LANDMARKS"]  # fmt: skip
@@ -24,10 +24,10 @@ def save(fig, target: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def qc_figure(instances: pd.DataFrame):
-    """Funnel per split, failure reasons, and the QC distributions of clips with poses."""
+def qc_figure(instances: pd.DataFrame, funnel: pd.DataFrame):
+    """Funnel per split (tables.funnel_table), failure reasons, and the QC distributions of
+    clips with poses."""
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    funnel = funnel_table(instances)
     by_split = funnel[funnel["group"] == "split"].set_index("value")[list(FUNNEL)]
     by_split.T.plot.bar(ax=axes[0, 0], rot=30)
     axes[0, 0].legend(title=None, fontsize=8, ncols=3, loc="upper center", frameon=False)

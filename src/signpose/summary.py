@@ -8,7 +8,7 @@ import html
 import pandas as pd
 
 from signpose.metadata import SPLITS
-from signpose.tables import FUNNEL, funnel_table
+from signpose.tables import FUNNEL
 
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -69,8 +69,12 @@ def splits_section(instances: pd.DataFrame, split_note: str) -> str:
     return note + table(shares)
 
 
-def dataset_html(instances: pd.DataFrame, dataset_name: str, split_note: str = "") -> str:
-    funnel = funnel_table(instances)
+def dataset_html(
+    instances: pd.DataFrame, funnel: pd.DataFrame, dataset_name: str, split_note: str = ""
+) -> str:
+    """The funnel (tables.funnel_table, as written to funnel.csv), the splits, the reasons,
+    the QC."""
+    funnel = funnel.copy()
     funnel["kept %"] = (100 * funnel["kept"] / funnel["listed"].clip(lower=1)).round(1)
     overall = funnel.iloc[0]
     steps = " → ".join(f"{stage} {overall[stage]}" for stage in FUNNEL)

@@ -1,14 +1,18 @@
 """The dataset tables: every instance with its fate, the failures, and the funnel.
 
-`instances.csv` is the one file the aggregate stages (lexicon, statistics, training) read, so
-they depend on a single input instead of 20,000 per-instance files.
+`instances.csv` is the one file the aggregate stages (lexicon, statistics, training, report)
+read, so they depend on a single input instead of 20,000 per-instance files: it is their
+manifest, naming each instance's files in its `<kind>_file` columns (`features_file`,
+`pose_file`), so no later job composes a per-instance path itself. Those paths are relative to
+the table's own folder, so a results folder can move (or be compared with another) whole;
+`read_instances` gives them back as paths from the working directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -24,8 +28,12 @@ def qc_record(path: str | os.PathLike) -> dict:
         return json.load(f)
 
 
-def instances_table(dataset: Dataset, qc_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """One row per listed instance: metadata, source, final status, the stage reached, QC."""
+def instances_table(
+    dataset: Dataset, qc_paths: Iterable[str | os.PathLike], files: Mapping[str, str]
+) -> pd.DataFrame:
+    """One row per listed instance: metadata, source, its files, final status, the stage
+    reached, QC. `files` maps a kind to its path pattern, e.g. {"pose": "../poses/{video_id}.pose"}
+    (relative to where the table is written), and gives the column `<kind>_file`."""
     qc = {rec["video_id"]: rec for rec in map(qc_record, qc_paths)}
     rows = []
     for vid, inst in dataset.instances.items():
@@ -43,6 +51,7 @@ def instances_table(dataset: Dataset, qc_paths: Iterable[str | os.PathLike]) -> 
             "frame_end": inst.frame_end,
             "metadata_fps": inst.fps,
             "bbox": " ".join(f"{v:g}" for v in inst.bbox) if inst.bbox else "",
+            **{f"{kind}_file": pattern.format(video_id=vid) for kind, pattern in files.items()},
             "status": rec["status"],
             "stage": rec["stage"],
             "reason": rec.get("reason", ""),
@@ -84,13 +93,27 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 TEXT_COLUMNS = ("video_id", "gloss", "split", "signer_id", "site", "url", "source_id", "bbox",
                 "status", "stage", "reason", "detail")  # fmt: skip
+FILE_SUFFIX = "_file"
 
 
 def read_instances(path: str | os.PathLike) -> pd.DataFrame:
-    """instances.csv back as written: glosses such as "null" or "NA" stay text."""
-    df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str),
+    """instances.csv back as written, glosses such as "null" or "NA" staying text; the
+    `<kind>_file` columns as paths from the working directory."""
+    header = pd.read_csv(path, nrows=0).columns
+    files = [c for c in header if c.endswith(FILE_SUFFIX)]
+    text = [*TEXT_COLUMNS, *files]
+    df = pd.read_csv(path, dtype=dict.fromkeys(text, str),
                      keep_default_na=False, na_values=[""])  # fmt: skip
-    return df.fillna(dict.fromkeys(TEXT_COLUMNS, ""))
+    df = df.fillna(dict.fromkeys(text, ""))
+    folder = os.path.dirname(path)
+    for column in files:
+        df[column] = [os.path.normpath(os.path.join(folder, p)) for p in df[column]]
+    return df
+
+
+def read_funnel(path: str | os.PathLike) -> pd.DataFrame:
+    """funnel.csv back as written: a split or site named "NA" stays text."""
+    return pd.read_csv(path, dtype={"group": str, "value": str}, keep_default_na=False)
 
 
 def kept(instances: pd.DataFrame, split: str) -> pd.DataFrame:

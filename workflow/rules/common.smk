@@ -8,6 +8,7 @@ import sys
 from snakemake.logging import logger
 
 from signpose import metadata
+from signpose.compat import snakemake as snakemake_compat
 from signpose.paths import check_results_root
 
 # A lost SSH session (SIGHUP) ends the run as Ctrl-C does: jobs cancelled, the lock released,
@@ -32,9 +33,8 @@ SOURCE_OF = {vid: inst.source_id for vid, inst in INSTANCES.items()}
 # It is defined here, not in the rules' text, so that moving the checkout or the virtual
 # environment does not change the rules' code (a rerun trigger). With --sdm conda the job's
 # environment provides `python`; otherwise it is the one that runs Snakemake.
-CONDA = "conda" in map(str, workflow.deployment_settings.deployment_method)
 INSTANCE_JOB = [
-    "python" if CONDA else sys.executable,
+    "python" if snakemake_compat.uses_conda(workflow) else sys.executable,
     f"{workflow.basedir}/workflow/scripts/instance.py",
 ]
 shell.prefix(
@@ -43,7 +43,9 @@ shell.prefix(
 
 # The `downloads` resource of every download job is capped at max_parallel unless the user
 # passes --resources downloads=N (tests/test_acquisition.py measures that it holds).
-workflow.global_resources.setdefault("downloads", config["download"]["max_parallel"])
+snakemake_compat.set_default_resource(
+    workflow, "downloads", config["download"]["max_parallel"]
+)
 
 
 wildcard_constraints:

@@ -1,6 +1,7 @@
 rule dataset_summary:
     input:
         instances=res("tables/instances.csv"),
+        funnel=res("tables/funnel.csv"),
     output:
         report(
             res("report/dataset.html"),
@@ -25,6 +26,7 @@ rule dataset_summary:
 rule qc_plots:
     input:
         instances=res("tables/instances.csv"),
+        funnel=res("tables/funnel.csv"),
     output:
         report(res("report/qc.png"), caption="../report/qc.rst", category="Quality"),
     log:
@@ -39,6 +41,7 @@ rule qc_plots:
         "../scripts/qc_plots.py"
 
 
+# Draws the poses of a few kept clips, whose paths it reads from tables/instances.csv.
 rule skeletons:
     input:
         instances=res("tables/instances.csv"),
@@ -57,7 +60,6 @@ rule skeletons:
         mem_mb=2000,
         runtime=10,
     params:
-        poses=res("poses"),
         n=config["report"]["skeletons"],
         seed=config["report"]["seed"],
     script:

@@ -1,3 +1,8 @@
+# tables/instances.csv is the manifest of every later job: its `<kind>_file` columns name each
+# instance's files, from the patterns below. Those files are not inputs here too: each kind
+# would add 21,000 inputs at WLASL2000 (the features files of 500 glosses, 7,739, cost about
+# 10% more dry-run CPU), and the features job writes features and qc together from the pose,
+# so the qc inputs already order this job after all of them.
 rule tables:
     input:
         metadata=config["dataset"]["metadata"],
@@ -29,5 +34,9 @@ rule tables:
         runtime=30,
     params:
         dataset=config["dataset"],
+        files={
+            "features": str(rules.features.output.features),
+            "pose": str(rules.pose.output.pose),
+        },
     script:
         "../scripts/tables.py"

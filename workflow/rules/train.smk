@@ -11,22 +11,21 @@ rule global_stats:
     resources:
         mem_mb=2000,
         runtime=30,
-    params:
-        features=res("features"),
     script:
         "../scripts/global_stats.py"
 
 
-# model.tflite exists only when the config asks for it (the default).
-TFLITE = (
-    {"tflite": res("model/model.tflite")} if config["train"].get("tflite", True) else {}
-)
+# model.tflite exists only when the config asks for it.
+TFLITE = {"tflite": res("model/model.tflite")} if config["train"]["tflite"] else {}
 # A GPU for SLURM: either a count (`gpu`) or a gres string naming the model (`gres`), not both.
 TRAIN_GPU = {"gpu": config["resources"]["train_gpu"]}
 if config["resources"]["train_gres"]:
     TRAIN_GPU = {"gres": config["resources"]["train_gres"]}
 
 
+# The train, evaluate and global_stats jobs read the features of the kept instances: the
+# paths are in tables/instances.csv (its manifest; tables.smk says why), so each declares that
+# one file instead of 20,000. The names of their outputs are the library's arguments.
 rule train:
     input:
         instances=res("tables/instances.csv"),
@@ -61,7 +60,6 @@ rule train:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime"],
     params:
-        features=res("features"),
         options=config["train"],
     script:
         "../scripts/train.py"
@@ -96,7 +94,6 @@ rule evaluate:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=60,
     params:
-        features=res("features"),
         options=config["train"],
     script:
         "../scripts/evaluate.py"

@@ -4,6 +4,7 @@ from signpose.jobs import setup_logging
 setup_logging(snakemake.log[0])
 dataset_summary_job(
     snakemake.input.instances,
+    snakemake.input.funnel,
     snakemake.output[0],
     snakemake.params.name,
     snakemake.params.split_note,

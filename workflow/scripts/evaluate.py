@@ -5,8 +5,9 @@ setup_logging(snakemake.log[0])
 evaluate_job(
     snakemake.input.instances,
     snakemake.input.stats,
-    snakemake.input.model,
-    snakemake.params.features,
+    {k: snakemake.input[k] for k in ("model", "labels", "summary", "config")},
+    dict(snakemake.output.items()),
+    snakemake.params.options,
     # TensorFlow stays within the job's threads (its SLURM allocation).
-    {**snakemake.params.options, "threads": snakemake.threads},
+    snakemake.threads,
 )

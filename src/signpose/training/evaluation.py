@@ -1,11 +1,11 @@
-"""Evaluation of a trained model directory: metrics.json, confusion matrix, TFLite export."""
+"""Evaluation of a trained model: metrics, confusion matrix, TFLite export."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -14,18 +14,28 @@ import numpy as np
 from signpose.files import write_text_atomic
 from signpose.training import data, plots
 from signpose.training.config import TrainConfig
-from signpose.training.fit import (
-    CONFIG_FILE,
-    LABELS_FILE,
-    MODEL_FILE,
-    SUMMARY_FILE,
-    limit_threads,
-)
+from signpose.training.fit import limit_threads
 from signpose.training.tflite import export_tflite, tflite_agreement
 
-METRICS_FILE = "metrics.json"
-CONFUSION_FILE = "confusion_matrix.png"
-TFLITE_FILE = "model.tflite"
+
+@dataclass(frozen=True)
+class Trained:
+    """What `evaluate` reads of a training run (the files `train` wrote)."""
+
+    model: str | os.PathLike
+    labels: str | os.PathLike
+    summary: str | os.PathLike
+    config: str | os.PathLike
+
+
+@dataclass(frozen=True)
+class EvaluateOutputs:
+    """Where `evaluate` writes; the caller (the workflow's rule) chooses."""
+
+    metrics: str | os.PathLike  # JSON, the dict `evaluate` returns
+    confusion: str | os.PathLike  # PNG
+    tflite: str | os.PathLike | None = None  # batch-1 TFLite model; None: no export
+
 
 # The split whose confusion matrix is drawn and on which TFLite is checked, in preference order.
 _PREFERRED_SPLITS = ("test", "val")
@@ -59,16 +69,18 @@ def split_metrics(
     }
 
 
-def _majority_class(out: Path, labels: Sequence[str]) -> int | None:
+def _read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _majority_class(summary: dict[str, Any], labels: Sequence[str]) -> int | None:
     """The most frequent train class (recorded by `train`); ties go to the first gloss."""
-    path = out / SUMMARY_FILE
-    if not path.exists():
-        return None
-    counts = json.loads(path.read_text(encoding="utf-8")).get("train_class_counts", {})
+    counts = summary.get("train_class_counts", {})
     return int(np.argmax([counts.get(g, 0) for g in labels])) if counts else None
 
 
-def _check_config(out: Path, model: keras.Model, cfg: TrainConfig) -> None:
+def _check_config(trained: dict[str, Any], model: keras.Model, cfg: TrainConfig) -> None:
     # Evaluating with other inputs than training silently ruins every prediction.
     if model.input_shape[1] != cfg.seq_len:
         raise ValueError(f"model takes {model.input_shape[1]} frames but cfg.seq_len={cfg.seq_len}")
@@ -77,10 +89,6 @@ def _check_config(out: Path, model: keras.Model, cfg: TrainConfig) -> None:
             f"model takes {model.input_shape[2]} columns, cfg gives {data.input_width(cfg)}"
             f" (hand_shape={cfg.hand_shape})"
         )
-    path = out / CONFIG_FILE
-    if not path.exists():
-        return
-    trained = json.loads(path.read_text(encoding="utf-8"))
     for key in ("length_mode", "std_floor", "hand_shape"):
         if key in trained and trained[key] != getattr(cfg, key):
             raise ValueError(
@@ -89,27 +97,26 @@ def _check_config(out: Path, model: keras.Model, cfg: TrainConfig) -> None:
 
 
 def evaluate(
-    out_dir: str | os.PathLike,
+    trained: Trained,
     split_items: Mapping[str, Sequence[data.Item]],
     stats_path: str | os.PathLike,
-    cfg: TrainConfig | None = None,
+    out: EvaluateOutputs,
+    cfg: TrainConfig,
 ) -> dict[str, Any]:
-    """Evaluate out_dir/model.keras on each named split (e.g. {"val": [...], "test": [...]}).
+    """Evaluate a trained model on each named split (e.g. {"val": [...], "test": [...]}).
 
-    Writes metrics.json, confusion_matrix.png (test, else val, else the first non-empty
-    split; a placeholder when every split is empty) and, when cfg.tflite, model.tflite plus
-    its agreement with Keras on that split.
+    Writes the metrics, the confusion matrix (test, else val, else the first non-empty split;
+    a placeholder when every split is empty) and, when `out.tflite` is given, the TFLite
+    model plus its agreement with Keras on that split.
     Items whose gloss the model was not trained on are excluded and counted per split.
     """
-    cfg = cfg or TrainConfig()
     limit_threads(cfg.threads)
-    out = Path(out_dir)
-    labels = data.read_labels(out / LABELS_FILE)
+    labels = data.read_labels(trained.labels)
     index = {gloss: i for i, gloss in enumerate(labels)}
-    model = keras.models.load_model(out / MODEL_FILE, compile=False)
-    _check_config(out, model, cfg)
+    model = keras.models.load_model(trained.model, compile=False)
+    _check_config(_read_json(trained.config), model, cfg)
     stats = data.load_stats(stats_path, cfg.std_floor)
-    majority = _majority_class(out, labels)
+    majority = _majority_class(_read_json(trained.summary), labels)
 
     result: dict[str, Any] = {"n_classes": len(labels), "chance_top1": 1 / len(labels)}
     result["splits"] = {}
@@ -127,18 +134,18 @@ def evaluate(
     if chosen is not None:
         name, inputs, y_true, y_pred = chosen
         shown = plots.confusion_matrix(
-            y_true, y_pred, labels, out / CONFUSION_FILE, cfg.confusion_top_n, split_name=name
+            y_true, y_pred, labels, out.confusion, cfg.confusion_top_n, split_name=name
         )
         result["confusion_matrix"] = {"split": name, "classes": shown}
     else:
-        plots.placeholder(out / CONFUSION_FILE, "no evaluated items: no confusion matrix")
-    if cfg.tflite:
-        info = export_tflite(model, out / TFLITE_FILE)
+        plots.placeholder(out.confusion, "no evaluated items: no confusion matrix")
+    if out.tflite is not None:
+        info = export_tflite(model, out.tflite)
         if chosen is not None:
             info |= {"split": chosen[0], "n": len(chosen[1])}
-            info["agreement"] = tflite_agreement(out / TFLITE_FILE, model, chosen[1])
+            info["agreement"] = tflite_agreement(out.tflite, model, chosen[1])
         result["tflite"] = info
-    write_text_atomic(out / METRICS_FILE, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    write_text_atomic(out.metrics, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     return result
 
 
