@@ -31,6 +31,7 @@ from test_clips import BITS, CELL, draw_index, indices, read_index, write_video
 from conftest import ROOT, SHARED, needs, wait_for
 from signpose import metadata, tombstone, video
 from signpose.clips import ClipOptions, make_clip
+from signpose.config import with_defaults
 from signpose.download import DownloadOptions, fetch_source
 from signpose.features import read_pose
 from signpose.jobs import clip_job, features_job, pose_job
@@ -477,7 +478,7 @@ def test_a_split_short_of_its_fractions_is_said_in_the_log_and_the_report(tmp_pa
     page = results / "report" / "dataset.html"
     run = snakemake_run(tmp_path / "work", overlay, "--cores", "all", str(page))
     assert run.returncode == 0, run.stderr[-3000:]
-    note = metadata.load(dataset).split_note
+    note = metadata.load(with_defaults({"name": "three", **dataset}, section="dataset")).split_note
     assert note.startswith("signer-aware split: the requested fractions train 0.80/val 0.10/")
     assert note in run.stderr  # the planning log
     assert html.escape(note) in page.read_text(encoding="utf-8")
