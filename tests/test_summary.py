@@ -80,12 +80,13 @@ def test_metrics_page_has_every_split_the_baseline_tflite_and_each_class():
         assert text in page
 
 
-def test_a_split_note_and_the_shares_are_on_the_dataset_page():
+def test_a_split_note_and_the_shares_are_on_the_dataset_page(tmp_path):
     note = "signer-aware split: the requested fractions train 0.80/val 0.10/test 0.10 are not met"
-    page = dataset_html(instances(), "demo", note)
+    funnel = funnel_csv_of(instances(), tmp_path)
+    page = dataset_html(instances(), funnel, "demo", note)
     assert "<h2>Splits" in page and f"<b>Note:</b> {note}." in page
     assert "<td>train</td>\n      <td>3</td>\n      <td>0.5</td>" in page
-    assert "Note:" not in dataset_html(instances(), "demo")
+    assert "Note:" not in dataset_html(instances(), funnel, "demo")
 
 
 def test_unevaluated_splits_are_said_with_their_counts():
