@@ -798,9 +798,9 @@ def test_a_source_still_failing_after_the_last_retry_is_a_gave_up_tombstone(
     config = job_config(tmp_path)
     for attempt in (1, 2):  # retries: 2, so attempts 1 and 2 fail the job
         with pytest.raises(TransientDownloadError):
-            download_job(url, str(target), config, attempt, ["v1"])
+            download_job(url, str(target), config, attempt, None)
         assert_nothing_left(target)
-    download_job(url, str(target), config, 3, ["v1"])
+    download_job(url, str(target), config, 3, None)
     tomb = tombstone.read(target)
     assert (tomb.stage, tomb.reason) == ("download", "gave_up")
     assert tomb.detail.startswith("after 3 attempts, the last: ") and url in tomb.detail
@@ -816,7 +816,7 @@ def test_an_incomplete_source_ends_as_an_incomplete_tombstone(
     server.media.hls = hls_media
     url = server.url("/hls/missing/index.m3u8")
     target = target_for(tmp_path, url)
-    download_job(url, str(target), job_config(tmp_path, retries=0), 1, ["v1"])
+    download_job(url, str(target), job_config(tmp_path, retries=0), 1, None)
     assert tombstone.read(target).reason == "incomplete"
 
 
@@ -834,7 +834,7 @@ def test_no_dns_fails_every_attempt_and_never_buries_the_source(
     target = target_for(tmp_path, url)
     config = job_config(tmp_path, allow_private_hosts=False)
     with pytest.raises(download.MachineError, match="no DNS on this machine"):
-        download_job(url, str(target), config, 3, ["v1"])  # the last attempt
+        download_job(url, str(target), config, 3, None)  # the last attempt
     assert_nothing_left(target)
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "transient failure of this machine, not of the source" in errors[0]
