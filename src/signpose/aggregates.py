@@ -26,13 +26,15 @@ def tables_job(dataset_cfg: dict, qc_paths: list[str], out: dict[str, str]) -> N
     log.info("funnel:\n%s", funnel.to_string(index=False))
 
 
-def lexicon_job(instances_csv: str, target: str, split: str, poses_dir: str, spoken: str,
-                signed: str, priority: int) -> None:  # fmt: skip
-    kept = tables.kept(tables.read_instances(instances_csv), split)
-    lexicon_dir = os.path.dirname(target)
-    text = lexicon.lexicon_csv(kept, poses_dir, lexicon_dir, spoken, signed, priority)
-    write_text_atomic(target, text)
-    log.info("%s: %d kept instances", split, len(kept))
+def lexicon_job(instances_csv: str, index: str, poses_out: str, split: str, poses_dir: str,
+                kind: str, spoken: str, signed: str) -> None:  # fmt: skip
+    """The split's lexicon folder: `index` (index.csv) and, in `poses_out` beside it, the poses
+    it names, taken from `poses_dir`; `kind` (`clean` or `raw`) says which poses those are."""
+    takes = lexicon.entries(tables.kept(tables.read_instances(instances_csv), split), kind)
+    lexicon.link_poses(takes["video_id"], poses_dir, poses_out)
+    prefix = os.path.relpath(poses_out, os.path.dirname(index))
+    write_text_atomic(index, lexicon.lexicon_csv(takes, prefix, spoken, signed))
+    log.info("%s: %d takes of %d glosses", split, len(takes), takes["gloss"].nunique())
 
 
 def feature_items(instances_csv: str, split: str, features_dir: str) -> list[tuple[str, str]]:
@@ -88,7 +90,7 @@ def qc_plots_job(instances_csv: str, target: str) -> None:
 
 
 def skeletons_job(instances_csv: str, target: str, poses_dir: str, count: int, seed: int) -> None:
-    from signpose.features import read_pose
+    from signpose.posefile import read_pose
 
     kept = tables.kept(tables.read_instances(instances_csv), "all")
     rng = np.random.default_rng(seed)

@@ -81,7 +81,7 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 TEXT_COLUMNS = ("video_id", "gloss", "split", "signer_id", "site", "url", "source_id", "bbox",
-                "status", "stage", "reason", "detail")  # fmt: skip
+                "status", "stage", "reason", "detail", "clean_reason")  # fmt: skip
 
 
 def read_instances(path: str | os.PathLike) -> pd.DataFrame:

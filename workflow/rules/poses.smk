@@ -1,6 +1,14 @@
+import json
+
 # Clip and pose in one job: a new clip always needs new poses, so fusing them loses no
 # incrementality and saves 21,000 jobs at WLASL2000 size (benchmarks/README.md). Features stay
 # a job of their own: a feature option must not re-run MediaPipe.
+# Options reach the job as one JSON document, written once here, not per job.
+POSE_OPTIONS = json.dumps(
+    {"clip": config["clip"], "pose": config["pose"]}, sort_keys=True
+)
+
+
 rule pose:
     input:
         lambda wc: res(f"sources/{SOURCE_OF[wc.video_id]}.mp4"),
@@ -16,9 +24,9 @@ rule pose:
         mem_mb=1500,
         runtime=20,
     params:
-        trim=lambda wc: INSTANCES[wc.video_id].clip_spec(),
-        clip=config["clip"],
-        pose=config["pose"],
+        trim=lambda wc: json.dumps(INSTANCES[wc.video_id].clip_spec()),
+        options=POSE_OPTIONS,
     shell:
-        "instance_job pose {log:q} {threads} {input:q} {output.clip:q} {output.pose:q}"
-        " {params.trim:q} {params.clip:q} {params.pose:q}"
+        "instance_job pose --log {log:q} --threads {threads} --source {input:q}"
+        " --clip {output.clip:q} --pose {output.pose:q} --trim {params.trim:q}"
+        " --options {params.options:q}"
