@@ -98,6 +98,13 @@ def upgrade(path: str | os.PathLike) -> bool:
     return True
 
 
+def upgrade_all(folders) -> list[Path]:
+    """`upgrade` every old-form tombstone in `folders` (their .mp4, .pose, .npy files)."""
+    paths = sorted(p for d in map(Path, folders) if d.is_dir() for p in d.iterdir()
+                   if p.suffix in EMPTY and p.is_file())  # fmt: skip
+    return [p for p in paths if upgrade(p)]
+
+
 # ---------------------------------------------------------------- empty files of each format
 
 

@@ -30,3 +30,24 @@ rule pose:
         "instance_job pose --log {log:q} --threads {threads} --source {input:q}"
         " --clip {output.clip:q} --pose {output.pose:q} --trim {params.trim:q}"
         " --options {params.options:q}"
+
+
+# Results written before tombstones were valid files of their format hold old-form tombstones
+# (a JSON document under the data file's name). Every stage still recognises them;
+# `snakemake upgrade_tombstones` rewrites them in place, keeping their times (nothing reruns).
+rule upgrade_tombstones:
+    log:
+        res("logs/upgrade_tombstones/upgrade_tombstones.log"),
+    localrule: True
+    conda:
+        "../../envs/signpose.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=30,
+    params:
+        folders=[
+            res(d) for d in ("sources", "clips", "poses", "features", "poses_clean")
+        ],
+    script:
+        "../scripts/upgrade_tombstones.py"
