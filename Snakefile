@@ -35,3 +35,4 @@ rule all:
         res("report/metrics.html"),
         res("report/qc.png"),
         res("report/skeletons.png"),
+        res("report/lexicon.html"),

@@ -175,3 +175,25 @@ def test_anonymised_poses_keep_every_component_and_the_motion(results, hide_face
     for col in range(4):
         if np.std(a[seen, col]) > 0:
             assert np.corrcoef(a[seen, col], b[seen, col])[0, 1] > 0.95
+
+
+def test_the_lexicon_page_plays_a_sentence_from_the_clean_lexicon(results):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from signpose.aggregates import lexicon_page_job
+
+    folder = build(results, "all")
+    target = results / "report" / "lexicon.html"
+    lexicon_page_job(str(folder / "index.csv"), str(target), str(results / "poses"),
+                     str(results / "poses_clean"), "en", "ase")  # fmt: skip
+    page = target.read_text(encoding="utf-8")
+    gifs = [base64.b64decode(g) for g in re.findall(r"data:image/gif;base64,([^']+)", page)]
+    assert len(gifs) == 1 + 3  # the sentence and one drawing per gloss (3 glosses here)
+    frames = [Image.open(io.BytesIO(g)).n_frames for g in gifs]
+    assert frames[0] > 10 and all(n > 1 for n in frames)
+    assert "GO BOOK" in page or "GO IT" in page  # the best-covered gloss (2 takes) first
+    assert "clean / raw" in page and "gloss_to_pose" in page

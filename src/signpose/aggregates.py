@@ -100,3 +100,11 @@ def skeletons_job(instances_csv: str, target: str, poses_dir: str, count: int, s
         poses.append(read_pose(f"{poses_dir}/{r.video_id}.pose"))
         titles.append(f"{r.gloss} ({r.video_id}, {r.split})")
     plots.save(plots.skeleton_figure(poses, titles), target)
+
+
+def lexicon_page_job(index: str, target: str, raw_dir: str, clean_dir: str, spoken: str,
+                     signed: str) -> None:  # fmt: skip
+    from signpose.lexicon_page import lexicon_html
+
+    write_text_atomic(target, lexicon_html(os.path.dirname(index), raw_dir, clean_dir, spoken,
+                                           signed))  # fmt: skip
