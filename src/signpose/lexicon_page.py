@@ -61,15 +61,16 @@ def numbers(index: pd.DataFrame, folder: Path, raw_dir: Path, clean_dir: Path) -
         return sum(sizes) / len(sizes) if sizes else 0.0
 
     raw, clean = mean_bytes(raw_dir), mean_bytes(clean_dir)
+    folder_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    most = per_gloss.max() if len(per_gloss) else 0
     rows = {
-        "glosses": len(per_gloss),
-        "takes": len(index),
-        "takes per gloss (mean)": per_gloss.mean() if len(per_gloss) else 0,
-        "takes per gloss (max)": per_gloss.max() if len(per_gloss) else 0,
-        "bytes per entry, raw": round(raw),
-        "bytes per entry, clean": round(clean),
-        "clean / raw": clean / raw if raw else float("nan"),
-        "bytes in the folder": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()),
+        "glosses": f"{len(per_gloss):,}",
+        "takes": f"{len(index):,}",
+        "takes per gloss (mean / max)": f"{len(index) / max(1, len(per_gloss)):.2f} / {most}",
+        "bytes per entry, raw poses": f"{raw:,.0f}",
+        "bytes per entry, clean poses": f"{clean:,.0f}",
+        "clean / raw": f"{clean / raw:.1%}" if raw else "",
+        "bytes in the folder": f"{folder_bytes:,}",
     }
     return pd.DataFrame({"figure": list(rows), "value": list(rows.values())})
 
