@@ -83,11 +83,16 @@ def resample(pose: Pose, fps: float) -> Pose:
 
 
 def component_presence(pose: Pose) -> np.ndarray:
-    """(frames, components) bool: which components were detected in each frame (person 0)."""
-    conf = np.asarray(pose.body.confidence)[:, 0]
+    """(frames, components) bool: which components have a point in each frame (person 0).
+
+    A point is there when its confidence is positive and its coordinates are not masked (an
+    operation on a masked reference masks the data and leaves the confidence as it was).
+    """
+    there = np.asarray(pose.body.confidence)[:, 0] > 0
+    there &= ~np.ma.getmaskarray(pose.body.data)[:, 0].any(axis=-1)
     out, start = [], 0
     for c in pose.header.components:
-        out.append((conf[:, start : start + len(c.points)] > 0).any(axis=1))
+        out.append(there[:, start : start + len(c.points)].any(axis=1))
         start += len(c.points)
     return np.stack(out, axis=1)
 
