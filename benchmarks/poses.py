@@ -264,10 +264,13 @@ def job_start(pose: Path, work: Path, repeats: int = 5) -> dict:
     folder.mkdir()
     env = {**os.environ, "TMPDIR": str(folder)}
     script = ROOT / "workflow" / "scripts" / "instance.py"
+    from signpose.config import with_defaults
+
+    options = json.dumps(with_defaults({}, "features"))
 
     def once(i: int, server: str) -> float:
         named = {"log": f"{i}.log", "pose": str(pose), "features": f"{i}.npy", "qc": f"{i}.json",
-                 "clean": f"{i}.pose", "video_id": "x", "options": "{}"}  # fmt: skip
+                 "clean": f"{i}.pose", "video_id": "x", "options": options}  # fmt: skip
         args = ["features", *(a for k, v in named.items() for a in (f"--{k}", v))]
         start = time.perf_counter()
         subprocess.run([PYTHON, str(script), *args], cwd=folder, check=True,

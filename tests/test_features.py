@@ -5,6 +5,7 @@ import pytest
 
 from conftest import SHARED, needs
 from signpose import layout
+from signpose.config import with_defaults
 from signpose.features import (
     FeatureOptions,
     Parts,
@@ -100,7 +101,7 @@ def assert_named_and_nothing_written(pose_path, problem: str) -> None:
     out = pose_path.parent / "out"
     with pytest.raises(PoseFileError) as err:
         features_job(str(pose_path), str(out / "x.npy"), str(out / "x.json"),
-                     str(out / "x.pose"), "x", {})  # fmt: skip
+                     str(out / "x.pose"), "x", with_defaults({}, "features"))  # fmt: skip
     message = str(err.value)
     assert message.startswith(f"{pose_path}: ") and problem in message and "\n" not in message
     assert not out.exists() or list(out.iterdir()) == []

@@ -30,6 +30,7 @@ TAKES = {
     "00005": (None, "dead", "train"),
 }
 pytestmark = needs(VIDEO)
+FEATURES = with_defaults({}, "features")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def results(tmp_path_factory):
             write_pose(raw[video], pose_path)
         qc = root / "qc" / f"{vid}.json"
         features_job(str(pose_path), str(root / "features" / f"{vid}.npy"), str(qc),
-                     str(root / "poses_clean" / f"{vid}.pose"), vid, {})  # fmt: skip
+                     str(root / "poses_clean" / f"{vid}.pose"), vid, FEATURES)  # fmt: skip
         rows.append({**json.loads(qc.read_text()), "gloss": gloss, "split": split})
     pd.DataFrame(rows).to_csv(root / "instances.csv", index=False)
     return root
@@ -133,7 +134,7 @@ def test_a_dead_instance_gets_an_empty_clean_pose_and_no_lexicon_entry(results):
 
 
 def options(**changes) -> CleanOptions:
-    return CleanOptions(**{**with_defaults({}, "features")["clean"], **changes})
+    return CleanOptions(**{**FEATURES["clean"], **changes})
 
 
 def test_no_body_to_normalise_by_is_flagged(results, tmp_path):
@@ -143,7 +144,7 @@ def test_no_body_to_normalise_by_is_flagged(results, tmp_path):
     write_pose(pose, tmp_path / "nobody.pose")
     qc = tmp_path / "qc.json"
     features_job(str(tmp_path / "nobody.pose"), str(tmp_path / "x.npy"), str(qc),
-                 str(tmp_path / "clean.pose"), "x", {})  # fmt: skip
+                 str(tmp_path / "clean.pose"), "x", FEATURES)  # fmt: skip
     assert json.loads(qc.read_text())["clean_reason"] == "no_body"
     assert tombstone.read(tmp_path / "clean.pose").reason == "no_body"
 

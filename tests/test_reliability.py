@@ -29,11 +29,13 @@ from test_clips import BITS, CELL, draw_index, indices, read_index, write_video
 from conftest import ROOT, SHARED, needs, wait_for
 from signpose import tombstone, video
 from signpose.clips import ClipOptions, make_clip
+from signpose.config import with_defaults
 from signpose.jobs.features import features_job
 from signpose.jobs.pose import clip_job, pose_job
 from signpose.posefile import read_pose
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"  # 58 frames of one signer, 540x720 at 25 fps
+FEATURES = with_defaults({}, "features")
 WHOLE = {"start_s": 0.0, "end_s": None, "bbox": None}
 
 
@@ -122,7 +124,7 @@ def test_a_one_frame_video_goes_through_every_stage(tmp_path):
     pose_job(str(clip), str(pose), {})
     assert read_pose(pose).body.data.shape[0] == 1
     feats, qc = tmp_path / "x.npy", tmp_path / "x.json"
-    features_job(str(pose), str(feats), str(qc), str(tmp_path / "clean.pose"), "x", {})
+    features_job(str(pose), str(feats), str(qc), str(tmp_path / "clean.pose"), "x", FEATURES)
     assert np.load(feats).shape == (1, 540)
     record = json.loads(qc.read_text())
     assert record["status"] == "low_quality" and "min_frames" in record["failed"]
@@ -306,13 +308,14 @@ JOBS = {
     "pose": "write_pose(read_pose(POSE), OUT + '/poses/x.pose')",
     "features": (
         "features_job(POSE, OUT + '/features/x.npy', OUT + '/qc/x.json', "
-        "OUT + '/poses_clean/x.pose', 'x', {})"
+        "OUT + '/poses_clean/x.pose', 'x', with_defaults({}, 'features'))"
     ),
 }
 
 
 def run_job(job: str, inputs: dict[str, Path], out: Path, fsize: int | None = None):
     code = (
+        "from signpose.config import with_defaults\n"
         "from signpose.jobs.features import features_job\n"
         "from signpose.jobs.pose import clip_job\n"
         "from signpose.posefile import read_pose, write_pose\n"

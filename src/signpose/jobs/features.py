@@ -15,7 +15,6 @@ import os
 import numpy as np
 
 from signpose import tombstone
-from signpose.config import with_defaults
 from signpose.files import write_bytes_atomic, write_text_atomic
 from signpose.tombstone import Tombstone
 
@@ -31,13 +30,13 @@ def features_job(pose_path: str, target: str, qc_path: str, clean_path: str, vid
                  options: dict) -> None:  # fmt: skip
     """Write the features, the clean pose and the QC record of one instance.
 
-    `options` is the `features` section of the config; missing keys take the schema's defaults.
+    `options` is the validated `features` section of the config, every key filled (the workflow
+    validates it; other callers use `signpose.config.with_defaults(options, "features")`).
     """
     from signpose.cleanpose import CleanOptions, clean
     from signpose.features import FeatureOptions, extract
     from signpose.posefile import read_pose, write_pose
 
-    options = with_defaults(options, "features")
     clean_opts = CleanOptions(**options["clean"])
     dead = tombstone.read(pose_path)
     if dead is not None:
