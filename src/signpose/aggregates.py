@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from signpose import layout, lexicon, metadata, plots, stats, summary, tables
+from signpose import layout, lexicon, metadata, plots, stats, summary, tables, tombstone
 from signpose.files import write_text_atomic
 
 log = logging.getLogger("signpose")
@@ -108,3 +108,11 @@ def lexicon_page_job(index: str, target: str, raw_dir: str, clean_dir: str, spok
 
     write_text_atomic(target, lexicon_html(os.path.dirname(index), raw_dir, clean_dir, spoken,
                                            signed))  # fmt: skip
+
+
+def upgrade_tombstones_job(folders: list[str], pose_options: dict) -> None:
+    from signpose.holistic import HolisticOptions, empty_pose_bytes
+
+    empty = empty_pose_bytes(HolisticOptions(**pose_options))
+    upgraded = tombstone.upgrade_all(folders, empty)
+    log.info("upgraded %d old-form tombstones: %s", len(upgraded), [str(p) for p in upgraded])

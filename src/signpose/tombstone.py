@@ -84,8 +84,9 @@ def is_legacy(path: str | os.PathLike) -> bool:
         return f.read(len(LEGACY)) == LEGACY
 
 
-def upgrade(path: str | os.PathLike) -> bool:
-    """Rewrite an old-form tombstone in the current form, keeping its time stamps.
+def upgrade(path: str | os.PathLike, empty: bytes | None = None) -> bool:
+    """Rewrite an old-form tombstone in the current form (`empty` as in `write`), keeping its
+    time stamps.
 
     Snakemake decides what is stale by modification times, so an upgraded result reruns nothing.
     Returns whether `path` was upgraded.
@@ -93,16 +94,17 @@ def upgrade(path: str | os.PathLike) -> bool:
     if not is_legacy(path):
         return False
     tomb, stat = read(path), os.stat(path)
-    write(path, tomb)
+    write(path, tomb, empty)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     return True
 
 
-def upgrade_all(folders) -> list[Path]:
-    """`upgrade` every old-form tombstone in `folders` (their .mp4, .pose, .npy files)."""
+def upgrade_all(folders, empty_pose: bytes | None = None) -> list[Path]:
+    """`upgrade` every old-form tombstone in `folders` (their .mp4, .pose, .npy files); a `.pose`
+    gets `empty_pose` (the header of the run's pose options) or the default Holistic one."""
     paths = sorted(p for d in map(Path, folders) if d.is_dir() for p in d.iterdir()
                    if p.suffix in EMPTY and p.is_file())  # fmt: skip
-    return [p for p in paths if upgrade(p)]
+    return [p for p in paths if upgrade(p, empty_pose if p.suffix == ".pose" else None)]
 
 
 # ---------------------------------------------------------------- empty files of each format

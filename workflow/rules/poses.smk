@@ -49,5 +49,6 @@ rule upgrade_tombstones:
         folders=[
             res(d) for d in ("sources", "clips", "poses", "features", "poses_clean")
         ],
+        pose=config["pose"],
     script:
         "../scripts/upgrade_tombstones.py"
