@@ -94,7 +94,9 @@ def preload() -> None:
     from signpose.jobs import pose  # noqa: F401
 
     mediapipe.import_mediapipe()  # first: pose-format's holistic module imports mediapipe whole
-    import pose_anonymization.appearance  # noqa: F401
+    import pose_anonymization.appearance
+
+    pose_anonymization.appearance.get_mean_appearance()  # cached: read once, not per worker
     import pose_format.utils.generic  # noqa: F401
     import pose_format.utils.holistic  # noqa: F401
     import spoken_to_signed.gloss_to_pose.concatenate  # noqa: F401 - 2 s of scipy.signal
