@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ROOT, SHARED, needs, wait_for
 from signpose import video
-from signpose.features import read_pose
+from signpose.posefile import read_pose
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")

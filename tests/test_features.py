@@ -5,10 +5,10 @@ import pytest
 
 from conftest import SHARED, needs
 from signpose import layout
+from signpose.config import with_defaults
 from signpose.features import (
     FeatureOptions,
     Parts,
-    PoseFileError,
     QCThresholds,
     ema,
     extract,
@@ -17,7 +17,8 @@ from signpose.features import (
     nonempty_span,
     trim,
 )
-from signpose.jobs import features_job
+from signpose.jobs.features import features_job
+from signpose.posefile import PoseFileError
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"
 
@@ -99,7 +100,8 @@ def assert_named_and_nothing_written(pose_path, problem: str) -> None:
     """The features job refuses `pose_path` with one line naming it; no .npy or QC appears."""
     out = pose_path.parent / "out"
     with pytest.raises(PoseFileError) as err:
-        features_job(str(pose_path), str(out / "x.npy"), str(out / "x.json"), "x", {})
+        features_job(str(pose_path), str(out / "x.npy"), str(out / "x.json"),
+                     str(out / "x.pose"), "x", with_defaults({}, "features"))  # fmt: skip
     message = str(err.value)
     assert message.startswith(f"{pose_path}: ") and problem in message and "\n" not in message
     assert not out.exists() or list(out.iterdir()) == []

@@ -33,11 +33,13 @@ from signpose import metadata, tombstone, video
 from signpose.clips import ClipOptions, make_clip
 from signpose.config import with_defaults
 from signpose.download import DownloadOptions, fetch_source
-from signpose.features import read_pose
-from signpose.jobs import clip_job, features_job, pose_job
+from signpose.jobs.features import features_job
+from signpose.jobs.pose import clip_job, pose_job
 from signpose.paths import ResultsRootError, check_results_root
+from signpose.posefile import read_pose
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"  # 58 frames of one signer, 540x720 at 25 fps
+FEATURES = with_defaults({}, "features")
 WHOLE = {"start_s": 0.0, "end_s": None, "bbox": None}
 
 
@@ -126,7 +128,7 @@ def test_a_one_frame_video_goes_through_every_stage(tmp_path):
     pose_job(str(clip), str(pose), {})
     assert read_pose(pose).body.data.shape[0] == 1
     feats, qc = tmp_path / "x.npy", tmp_path / "x.json"
-    features_job(str(pose), str(feats), str(qc), "x", {})
+    features_job(str(pose), str(feats), str(qc), str(tmp_path / "clean.pose"), "x", FEATURES)
     assert np.load(feats).shape == (1, 540)
     record = json.loads(qc.read_text())
     assert record["status"] == "low_quality" and "min_frames" in record["failed"]
@@ -208,12 +210,12 @@ def peak_rss_mb(code: str) -> dict[str, float]:
 def test_4k_60fps_is_streamed_in_bounded_memory(tmp_path, uhd):
     all_frames_mb = 120 * 3840 * 2160 * 3 / 2**20  # what holding every frame would take
     clip = tmp_path / "clip.mp4"
-    clip_rss = peak_rss_mb(f"from signpose.jobs import clip_job; "
+    clip_rss = peak_rss_mb(f"from signpose.jobs.pose import clip_job; "
                            f"clip_job({str(uhd)!r}, {str(clip)!r}, {WHOLE!r}, {{}})")  # fmt: skip
     info = video.probe(clip)
     assert (info.width, info.height, info.frames) == (720, 404, 120)  # max_side 720
     pose = tmp_path / "uhd.pose"
-    pose_rss = peak_rss_mb(f"from signpose.jobs import pose_job; "
+    pose_rss = peak_rss_mb(f"from signpose.jobs.pose import pose_job; "
                            f"pose_job({str(uhd)!r}, {str(pose)!r}, {{}})")  # fmt: skip
     # testsrc2 has nobody in it, but every one of the 120 full-size frames went through Holistic
     assert tombstone.read(pose).detail == "nobody detected in any of 120 frames"
@@ -308,15 +310,19 @@ JOBS = {
     # job: (call writing under OUT, what the target must be afterwards)
     "clip": "clip_job(SOURCE, OUT + '/clips/x.mp4', WHOLE, {})",
     "pose": "write_pose(read_pose(POSE), OUT + '/poses/x.pose')",
-    "features": "features_job(POSE, OUT + '/features/x.npy', OUT + '/qc/x.json', 'x', {})",
+    "features": (
+        "features_job(POSE, OUT + '/features/x.npy', OUT + '/qc/x.json', "
+        "OUT + '/poses_clean/x.pose', 'x', with_defaults({}, 'features'))"
+    ),
 }
 
 
 def run_job(job: str, inputs: dict[str, Path], out: Path, fsize: int | None = None):
     code = (
-        "from signpose.jobs import clip_job, features_job\n"
-        "from signpose.features import read_pose\n"
-        "from signpose.holistic import write_pose\n"
+        "from signpose.config import with_defaults\n"
+        "from signpose.jobs.features import features_job\n"
+        "from signpose.jobs.pose import clip_job\n"
+        "from signpose.posefile import read_pose, write_pose\n"
         f"SOURCE, POSE, OUT = {str(inputs['source'])!r}, {str(inputs['pose'])!r}, {str(out)!r}\n"
         f"WHOLE = {WHOLE!r}\n{JOBS[job]}\n"
     )
@@ -339,7 +345,7 @@ def assert_complete(job: str, out: Path) -> None:
     else:
         assert np.load(out / "features" / "x.npy").shape[1] == 540
         assert json.loads((out / "qc" / "x.json").read_text())["video_id"] == "x"
-        assert files_in(out) == ["features/x.npy", "qc/x.json"]
+        assert files_in(out) == ["features/x.npy", "poses_clean/x.pose", "qc/x.json"]
 
 
 @needs(VIDEO)
@@ -384,7 +390,8 @@ def kill_9(proc: subprocess.Popen) -> None:
 @needs(VIDEO)
 def test_a_pose_job_killed_halfway_leaves_nothing_and_reruns(tmp_path):
     target = tmp_path / "poses" / "x.pose"
-    code = f"from signpose.jobs import pose_job; pose_job({str(VIDEO)!r}, {str(target)!r}, {{}})"
+    code = "from signpose.jobs.pose import pose_job; "
+    code += f"pose_job({str(VIDEO)!r}, {str(target)!r}, {{}})"
     log = tmp_path / "pose.log"
     proc = start_job(code, log)
     # TFLite announces its CPU delegate when the first frame reaches the graph
@@ -401,7 +408,7 @@ def test_a_pose_job_killed_halfway_leaves_nothing_and_reruns(tmp_path):
 def test_a_clip_job_killed_mid_encode_leaves_no_target_and_reruns(tmp_path, uhd):
     target = tmp_path / "clips" / "x.mp4"
     args = f"{str(uhd)!r}, {str(target)!r}, {WHOLE}, {{}}"
-    code = f"from signpose.jobs import clip_job; clip_job({args})"
+    code = f"from signpose.jobs.pose import clip_job; clip_job({args})"
     proc = start_job(code, tmp_path / "clip.log")
 
     def encoding() -> bool:

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from signpose import layout, lexicon, metadata, plots, stats, summary, tables
+from signpose import layout, lexicon, metadata, plots, stats, summary, tables, tombstone
 from signpose.download import mirror
 from signpose.files import write_text_atomic
 
@@ -41,13 +41,15 @@ def tables_job(dataset_cfg: dict, qc_paths: list[str], files: dict[str, str],
     log.info("funnel:\n%s", funnel.to_string(index=False))
 
 
-def lexicon_job(instances_csv: str, target: str, split: str, poses_dir: str, spoken: str,
-                signed: str, priority: int) -> None:  # fmt: skip
-    kept = tables.kept(tables.read_instances(instances_csv), split)
-    lexicon_dir = os.path.dirname(target)
-    text = lexicon.lexicon_csv(kept, poses_dir, lexicon_dir, spoken, signed, priority)
-    write_text_atomic(target, text)
-    log.info("%s: %d kept instances", split, len(kept))
+def lexicon_job(instances_csv: str, index: str, poses_out: str, split: str, poses_dir: str,
+                kind: str, spoken: str, signed: str) -> None:  # fmt: skip
+    """The split's lexicon folder: `index` (index.csv) and, in `poses_out` beside it, the poses
+    it names, taken from `poses_dir`; `kind` (`clean` or `raw`) says which poses those are."""
+    takes = lexicon.entries(tables.kept(tables.read_instances(instances_csv), split), kind)
+    lexicon.link_poses(takes["video_id"], poses_dir, poses_out)
+    prefix = os.path.relpath(poses_out, os.path.dirname(index))
+    write_text_atomic(index, lexicon.lexicon_csv(takes, prefix, spoken, signed))
+    log.info("%s: %d takes of %d glosses", split, len(takes), takes["gloss"].nunique())
 
 
 def feature_items(instances_csv: str, split: str) -> list[tuple[str, str]]:
@@ -112,7 +114,7 @@ def qc_plots_job(instances_csv: str, funnel_csv: str, target: str) -> None:
 
 
 def skeletons_job(instances_csv: str, target: str, count: int, seed: int) -> None:
-    from signpose.features import read_pose
+    from signpose.posefile import read_pose
 
     kept = tables.kept(tables.read_instances(instances_csv), "all")
     rng = np.random.default_rng(seed)
@@ -122,3 +124,19 @@ def skeletons_job(instances_csv: str, target: str, count: int, seed: int) -> Non
         poses.append(read_pose(r.pose_file))
         titles.append(f"{r.gloss} ({r.video_id}, {r.split})")
     plots.save(plots.skeleton_figure(poses, titles), target)
+
+
+def lexicon_page_job(index: str, target: str, raw_dir: str, clean_dir: str, spoken: str,
+                     signed: str) -> None:  # fmt: skip
+    from signpose.lexicon_page import lexicon_html
+
+    write_text_atomic(target, lexicon_html(os.path.dirname(index), raw_dir, clean_dir, spoken,
+                                           signed))  # fmt: skip
+
+
+def upgrade_tombstones_job(folders: list[str], pose_options: dict) -> None:
+    from signpose.holistic import HolisticOptions, empty_pose_bytes
+
+    empty = empty_pose_bytes(HolisticOptions(**pose_options))
+    upgraded = tombstone.upgrade_all(folders, empty)
+    log.info("upgraded %d old-form tombstones: %s", len(upgraded), [str(p) for p in upgraded])

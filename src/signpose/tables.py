@@ -92,7 +92,7 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 TEXT_COLUMNS = ("video_id", "gloss", "split", "signer_id", "site", "url", "source_id", "bbox",
-                "status", "stage", "reason", "detail")  # fmt: skip
+                "status", "stage", "reason", "detail", "clean_reason")  # fmt: skip
 FILE_SUFFIX = "_file"
 
 

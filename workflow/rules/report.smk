@@ -85,3 +85,30 @@ rule metrics_summary:
         runtime=5,
     script:
         "../scripts/metrics_summary.py"
+
+
+rule lexicon_page:
+    input:
+        index=res("lexicon/all/index.csv"),
+        poses=res("lexicon/all/poses"),
+    output:
+        report(
+            res("report/lexicon.html"),
+            caption="../report/lexicon.rst",
+            category="Lexicon",
+        ),
+    log:
+        res("logs/lexicon_page/lexicon_page.log"),
+    conda:
+        "../../envs/signpose.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        raw=res("poses"),
+        clean=res("poses_clean"),
+        spoken=config["dataset"]["spoken_language"],
+        signed=config["dataset"]["signed_language"],
+    script:
+        "../scripts/lexicon_page.py"
