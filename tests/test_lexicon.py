@@ -48,7 +48,8 @@ def results(tmp_path_factory):
         qc = root / "qc" / f"{vid}.json"
         features_job(str(pose_path), str(root / "features" / f"{vid}.npy"), str(qc),
                      str(root / "poses_clean" / f"{vid}.pose"), vid, FEATURES)  # fmt: skip
-        rows.append({**json.loads(qc.read_text()), "gloss": gloss, "split": split})
+        files = {"pose_file": f"poses/{vid}.pose", "clean_pose_file": f"poses_clean/{vid}.pose"}
+        rows.append({**json.loads(qc.read_text()), "gloss": gloss, "split": split, **files})
     pd.DataFrame(rows).to_csv(root / "instances.csv", index=False)
     return root
 
@@ -56,8 +57,7 @@ def results(tmp_path_factory):
 def build(results, split="train", kind="clean"):
     folder = results / f"lexicon-{kind}" / split
     lexicon_job(str(results / "instances.csv"), str(folder / "index.csv"), str(folder / "poses"),
-                split, str(results / ("poses_clean" if kind == "clean" else "poses")), kind,
-                "en", "ase")  # fmt: skip
+                split, kind, "en", "ase")  # fmt: skip
     return folder
 
 
@@ -193,8 +193,8 @@ def test_the_lexicon_page_plays_a_sentence_from_the_clean_lexicon(results):
 
     folder = build(results, "all")
     target = results / "report" / "lexicon.html"
-    lexicon_page_job(str(folder / "index.csv"), str(target), str(results / "poses"),
-                     str(results / "poses_clean"), "en", "ase")  # fmt: skip
+    lexicon_page_job(str(results / "instances.csv"), str(folder / "index.csv"), str(target),
+                     "en", "ase")  # fmt: skip
     page = target.read_text(encoding="utf-8")
     gifs = [base64.b64decode(g) for g in re.findall(r"data:image/gif;base64,([^']+)", page)]
     assert len(gifs) == 1 + 3  # the sentence and one drawing per gloss (3 glosses here)

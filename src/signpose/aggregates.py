@@ -41,12 +41,14 @@ def tables_job(dataset_cfg: dict, qc_paths: list[str], files: dict[str, str],
     log.info("funnel:\n%s", funnel.to_string(index=False))
 
 
-def lexicon_job(instances_csv: str, index: str, poses_out: str, split: str, poses_dir: str,
-                kind: str, spoken: str, signed: str) -> None:  # fmt: skip
+def lexicon_job(instances_csv: str, index: str, poses_out: str, split: str, kind: str,
+                spoken: str, signed: str) -> None:  # fmt: skip
     """The split's lexicon folder: `index` (index.csv) and, in `poses_out` beside it, the poses
-    it names, taken from `poses_dir`; `kind` (`clean` or `raw`) says which poses those are."""
-    takes = lexicon.entries(tables.kept(tables.read_instances(instances_csv), split), kind)
-    lexicon.link_poses(takes["video_id"], poses_dir, poses_out)
+    it names; `kind` (`clean` or `raw`) says which of the instance table's poses those are."""
+    kept = tables.kept(tables.read_instances(instances_csv), split)
+    takes = lexicon.entries(kept, kind)
+    files = kept.set_index("video_id")[lexicon.POSE_FILE_COLUMN[kind]]
+    lexicon.link_poses(files[takes["video_id"]], poses_out)
     prefix = os.path.relpath(poses_out, os.path.dirname(index))
     write_text_atomic(index, lexicon.lexicon_csv(takes, prefix, spoken, signed))
     log.info("%s: %d takes of %d glosses", split, len(takes), takes["gloss"].nunique())
@@ -126,12 +128,12 @@ def skeletons_job(instances_csv: str, target: str, count: int, seed: int) -> Non
     plots.save(plots.skeleton_figure(poses, titles), target)
 
 
-def lexicon_page_job(index: str, target: str, raw_dir: str, clean_dir: str, spoken: str,
+def lexicon_page_job(instances_csv: str, index: str, target: str, spoken: str,
                      signed: str) -> None:  # fmt: skip
     from signpose.lexicon_page import lexicon_html
 
-    write_text_atomic(target, lexicon_html(os.path.dirname(index), raw_dir, clean_dir, spoken,
-                                           signed))  # fmt: skip
+    instances = tables.read_instances(instances_csv)
+    write_text_atomic(target, lexicon_html(os.path.dirname(index), instances, spoken, signed))
 
 
 def upgrade_tombstones_job(folders: list[str], pose_options: dict) -> None:

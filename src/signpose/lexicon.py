@@ -22,6 +22,8 @@ import pandas as pd
 COLUMNS = ("path", "spoken_language", "signed_language", "start", "end", "words", "glosses",
            "priority")  # fmt: skip
 # The QC ratios a take's quality is the mean of (each in [0, 1]; signpose.features.quality).
+# The instance table's column (tables.py `<kind>_file`) naming each take's pose, per lexicon.poses
+POSE_FILE_COLUMN = {"clean": "clean_pose_file", "raw": "pose_file"}
 QUALITY = ("body_ratio", "hand_ratio", "face_ratio", "mean_visibility")
 # A take is of usual length when its frame count is no outlier among the folder's (Tukey's
 # fences: within FENCE interquartile ranges of the quartiles).
@@ -82,12 +84,13 @@ def lexicon_csv(takes: pd.DataFrame, prefix: str, spoken: str, signed: str) -> s
     return out.getvalue()
 
 
-def link_poses(video_ids, pose_dir: str | os.PathLike, target: str | os.PathLike) -> None:
-    """`target`/<video_id>.pose for each id: a hard link, or a copy across file systems."""
+def link_poses(files: pd.Series, target: str | os.PathLike) -> None:
+    """`target`/<video_id>.pose for each video_id → pose file of `files`: a hard link, or a
+    copy across file systems."""
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    for vid in video_ids:
-        src, dst = Path(pose_dir) / f"{vid}.pose", target / f"{vid}.pose"
+    for vid, src in files.items():
+        dst = target / f"{vid}.pose"
         dst.unlink(missing_ok=True)
         try:
             os.link(src, dst)

@@ -51,16 +51,18 @@ def img(data: bytes, alt: str) -> str:
     return f"<img src='{src}' alt='{html.escape(alt)}' width='{SIDE}' height='{SIDE}'>"
 
 
-def numbers(index: pd.DataFrame, folder: Path, raw_dir: Path, clean_dir: Path) -> pd.DataFrame:
-    """Glosses, takes per gloss, mean bytes per entry of the raw and the clean poses."""
+def numbers(index: pd.DataFrame, folder: Path, instances: pd.DataFrame) -> pd.DataFrame:
+    """Glosses, takes per gloss, mean bytes per entry of the raw and the clean poses (their
+    paths from the instance table)."""
     ids = [os.path.basename(p).removesuffix(".pose") for p in index["path"]]
+    takes = instances.set_index("video_id").loc[ids]
     per_gloss = index.groupby("glosses").size()
 
-    def mean_bytes(d: Path) -> float:
-        sizes = [(d / f"{v}.pose").stat().st_size for v in ids if (d / f"{v}.pose").exists()]
+    def mean_bytes(column: str) -> float:
+        sizes = [os.stat(p).st_size for p in takes[column] if os.path.exists(p)]
         return sum(sizes) / len(sizes) if sizes else 0.0
 
-    raw, clean = mean_bytes(raw_dir), mean_bytes(clean_dir)
+    raw, clean = mean_bytes("pose_file"), mean_bytes("clean_pose_file")
     folder_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     most = per_gloss.max() if len(per_gloss) else 0
     rows = {
@@ -75,15 +77,16 @@ def numbers(index: pd.DataFrame, folder: Path, raw_dir: Path, clean_dir: Path) -
     return pd.DataFrame({"figure": list(rows), "value": list(rows.values())})
 
 
-def lexicon_html(folder: str | os.PathLike, raw_dir: str | os.PathLike,
-                 clean_dir: str | os.PathLike, spoken: str, signed: str) -> str:  # fmt: skip
-    """The page for the lexicon folder `folder` (its index.csv and poses)."""
+def lexicon_html(folder: str | os.PathLike, instances: pd.DataFrame, spoken: str,
+                 signed: str) -> str:  # fmt: skip
+    """The page for the lexicon folder `folder` (its index.csv and poses); `instances` is the
+    instance table (tables.read_instances), for the raw and clean poses' sizes."""
     from spoken_to_signed.gloss_to_pose import gloss_to_pose
     from spoken_to_signed.gloss_to_pose.lookup import CSVPoseLookup
 
     folder = Path(folder)
     index = pd.read_csv(folder / "index.csv", dtype=str, keep_default_na=False)
-    sections = [("Numbers", table(numbers(index, folder, Path(raw_dir), Path(clean_dir))))]
+    sections = [("Numbers", table(numbers(index, folder, instances)))]
     if index.empty:
         return page("Lexicon", [*sections, ("Sentence", "<p>The lexicon is empty.</p>")])
     lookup = CSVPoseLookup(str(folder))

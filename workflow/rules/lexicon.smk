@@ -1,5 +1,5 @@
-# One self-contained folder per split: index.csv and the poses it names (hard links).
-LEXICON_POSES = {"clean": "poses_clean", "raw": "poses"}[config["lexicon"]["poses"]]
+# One self-contained folder per split: index.csv and the poses it names (hard links), found
+# through the instance table's pose_file / clean_pose_file columns.
 
 
 rule lexicon:
@@ -17,7 +17,6 @@ rule lexicon:
         mem_mb=2000,
         runtime=10,
     params:
-        poses=res(LEXICON_POSES),
         kind=config["lexicon"]["poses"],
         spoken=config["dataset"]["spoken_language"],
         signed=config["dataset"]["signed_language"],

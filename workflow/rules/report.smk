@@ -89,6 +89,7 @@ rule metrics_summary:
 
 rule lexicon_page:
     input:
+        instances=res("tables/instances.csv"),
         index=res("lexicon/all/index.csv"),
         poses=res("lexicon/all/poses"),
     output:
@@ -106,8 +107,6 @@ rule lexicon_page:
         mem_mb=2000,
         runtime=10,
     params:
-        raw=res("poses"),
-        clean=res("poses_clean"),
         spoken=config["dataset"]["spoken_language"],
         signed=config["dataset"]["signed_language"],
     script:

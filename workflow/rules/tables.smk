@@ -37,6 +37,7 @@ rule tables:
         files={
             "features": str(rules.features.output.features),
             "pose": str(rules.pose.output.pose),
+            "clean_pose": str(rules.features.output.clean),
         },
     script:
         "../scripts/tables.py"

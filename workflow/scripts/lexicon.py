@@ -7,7 +7,6 @@ lexicon_job(
     snakemake.output.index,
     snakemake.output.poses,
     snakemake.wildcards.split,
-    snakemake.params.poses,
     snakemake.params.kind,
     snakemake.params.spoken,
     snakemake.params.signed,
