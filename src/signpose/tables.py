@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from signpose.metadata import Dataset
+from signpose.metadata import META_PREFIX, Dataset
 
 STAGES = ("download", "clip", "pose", "features")
 FUNNEL = ("listed", "downloaded", "clipped", "posed", "kept")
@@ -43,6 +43,7 @@ def instances_table(dataset: Dataset, qc_paths: Iterable[str | os.PathLike]) -> 
             "frame_end": inst.frame_end,
             "metadata_fps": inst.fps,
             "bbox": " ".join(f"{v:g}" for v in inst.bbox) if inst.bbox else "",
+            **dict(inst.extra),  # the user's metadata, as meta_<column>
             "status": rec["status"],
             "stage": rec["stage"],
             "reason": rec.get("reason", ""),
@@ -85,10 +86,12 @@ TEXT_COLUMNS = ("video_id", "gloss", "split", "signer_id", "site", "url", "sourc
 
 
 def read_instances(path: str | os.PathLike) -> pd.DataFrame:
-    """instances.csv back as written: glosses such as "null" or "NA" stay text."""
-    df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str),
+    """instances.csv back as written: glosses and metadata such as "null" or "NA" stay text."""
+    header = pd.read_csv(path, nrows=0).columns
+    text = [*TEXT_COLUMNS, *(c for c in header if c.startswith(META_PREFIX))]
+    df = pd.read_csv(path, dtype=dict.fromkeys(text, str),
                      keep_default_na=False, na_values=[""])  # fmt: skip
-    return df.fillna(dict.fromkeys(TEXT_COLUMNS, ""))
+    return df.fillna(dict.fromkeys(text, ""))
 
 
 def kept(instances: pd.DataFrame, split: str) -> pd.DataFrame:
