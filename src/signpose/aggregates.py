@@ -42,10 +42,11 @@ def feature_items(instances_csv: str, split: str, features_dir: str) -> list[tup
 
 
 def stats_job(instances_csv: str, target: str, features_dir: str) -> None:
-    paths = [p for p, _ in feature_items(instances_csv, "train", features_dir)]
-    result = stats.global_stats(paths, layout.N_FEATURES)
+    train = tables.kept(tables.read_instances(instances_csv), "train")
+    clips = {v: f"{features_dir}/{v}.npy" for v in train["video_id"]}
+    result = stats.global_stats(clips, layout.N_FEATURES)
     stats.write_stats(result, target)
-    log.info("stats over %d train clips, %d frames", len(paths), int(result["lengths"].sum()))
+    log.info("stats over %d train clips, %d frames", len(clips), int(result["lengths"].sum()))
 
 
 def train_job(instances_csv: str, stats_path: str, model_path: str, features_dir: str,
