@@ -35,6 +35,7 @@ rule all:
         res("report/metrics.html"),
         res("report/qc.png"),
         res("report/skeletons.png"),
+        [res("report/groups.png")] if GROUP_COLUMNS else [],
 
 
 # After a failed or interrupted run, the way back (README, "What is stale, and resuming").

@@ -363,3 +363,16 @@ def test_a_column_named_twice_is_refused_and_an_unnamed_one_numbered(tmp_path):
         metadata.load(cfg)
     path.write_text("video_file,gloss,\na.mp4,hi,\n")  # a trailing comma from a spreadsheet
     assert dict(metadata.load(cfg).instances["a"].extra)["meta_column_3"] == ""
+
+
+def test_report_groups_name_metadata_columns_by_their_own_names(tmp_path, write_json):
+    ds = metadata.load(ghsl_csv(tmp_path, ["a.mp4,S1,Hello,g,s1"]))
+    got = metadata.group_columns(ds, ["category", "split", "meta_signer"])
+    assert got == ["meta_category", "split", "meta_signer"]
+    with pytest.raises(MetadataError, match=r"^report.group_by: no column 'categry' in the meta"):
+        metadata.group_columns(ds, ["categry"])
+    # WLASL instances need not share their fields
+    other = with_(video_id="00002", extra_field="x")
+    wl = metadata.load({"metadata": str(write_json(wlasl(GOOD, other)))})
+    assert metadata.group_columns(wl, ["extra_field", "source"]) == [
+        "meta_extra_field", "meta_source"]  # fmt: skip

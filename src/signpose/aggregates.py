@@ -74,20 +74,26 @@ def evaluate_job(instances_csv: str, stats_path: str, model_path: str, features_
     log.info("metrics: %s", json.dumps(metrics)[:2000])
 
 
-def dataset_summary_job(
-    instances_csv: str, target: str, dataset_name: str, split_note: str
-) -> None:
-    page = summary.dataset_html(tables.read_instances(instances_csv), dataset_name, split_note)
-    write_text_atomic(target, page)
+def dataset_summary_job(instances_csv: str, target: str, dataset_name: str, split_note: str,
+                        groups: list[str]) -> None:  # fmt: skip
+    instances = tables.read_instances(instances_csv)
+    write_text_atomic(target, summary.dataset_html(instances, dataset_name, split_note, groups))
 
 
-def metrics_summary_job(metrics_json: str, target: str) -> None:
+def metrics_summary_job(metrics_json: str, instances_csv: str, target: str,
+                        groups: list[str]) -> None:  # fmt: skip
     with open(metrics_json, encoding="utf-8") as f:
-        write_text_atomic(target, summary.metrics_html(json.load(f)))
+        metrics = json.load(f)
+    page = summary.metrics_html(metrics, tables.read_instances(instances_csv), groups)
+    write_text_atomic(target, page)
 
 
 def qc_plots_job(instances_csv: str, target: str) -> None:
     plots.save(plots.qc_figure(tables.read_instances(instances_csv)), target)
+
+
+def group_plots_job(instances_csv: str, target: str, groups: list[str]) -> None:
+    plots.save(plots.group_figure(tables.read_instances(instances_csv), groups), target)
 
 
 def skeletons_job(instances_csv: str, target: str, poses_dir: str, count: int, seed: int) -> None:

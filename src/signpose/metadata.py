@@ -40,6 +40,8 @@ WLASL_FIELDS = ("bbox", "fps", "frame_end", "frame_start", "split", "url", "vide
 # The instance fields the WLASL loader uses; every other one is kept as a `meta_` column.
 WLASL_USED = (*WLASL_FIELDS, "gloss", "signer_id")
 META_PREFIX = "meta_"
+# The project's own instance columns a report can be grouped by (report.group_by).
+GROUPABLE = ("split", "site", "signer_id", "gloss")
 # A split whose share of the instances is further than this from the requested fraction is
 # reported (planning log and dataset page): a few signers cannot be divided 0.8/0.1/0.1.
 FRACTION_TOLERANCE = 0.05
@@ -128,6 +130,23 @@ def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
         note = split_shortfall(instances, cfg["split_fractions"])
         return Dataset(instances, urls_of(instances), note)
     return Dataset(instances, urls_of(instances))
+
+
+def group_columns(dataset: Dataset, names: Iterable[str]) -> list[str]:
+    """The tables/instances.csv column of each report.group_by name: a project column as it is,
+    a metadata column as meta_<name>; an unknown name stops the run at start, saying what exists."""
+    # WLASL instances need not share their fields: the union, in order of first appearance
+    meta = list(dict.fromkeys(k for i in dataset.instances.values() for k, _ in i.extra))
+    out = []
+    for name in names:
+        if name in GROUPABLE or name in meta:
+            out.append(name)
+        elif META_PREFIX + name in meta:
+            out.append(META_PREFIX + name)
+        else:
+            have = [*GROUPABLE, *(m.removeprefix(META_PREFIX) for m in meta)]
+            raise MetadataError(f"report.group_by: no column {name!r} in the metadata ({have})")
+    return out
 
 
 def urls_of(instances: Mapping[str, Instance]) -> dict[str, str]:

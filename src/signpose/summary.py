@@ -4,10 +4,11 @@ files only as downloads, so the tables a user reads first are rendered here."""
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 import pandas as pd
 
-from signpose.metadata import SPLITS
+from signpose.metadata import META_PREFIX, SPLITS
 from signpose.tables import FUNNEL, funnel_table
 
 STYLE = """<style>
@@ -35,15 +36,19 @@ def table(df: pd.DataFrame) -> str:
     )
 
 
-def reasons_table(instances: pd.DataFrame) -> pd.DataFrame:
-    """Count of instances per (stage, status, reason), with a few example video ids."""
+def reasons_table(instances: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Count of instances per (*by, stage, status, reason), with a few example video ids."""
     lost = instances[instances["status"] != "kept"].fillna({"reason": ""})
-    cols = ["stage", "status", "reason"]
+    cols = [*by, "stage", "status", "reason"]
     if lost.empty:
         return pd.DataFrame(columns=[*cols, "instances", "examples"])
     grouped = lost.groupby(cols, sort=False)["video_id"]
     out = grouped.agg(instances="size", examples=lambda v: " ".join(sorted(v)[:EXAMPLES]))
-    return out.reset_index().sort_values(["instances", *cols], ascending=[False, True, True, True])
+    order = [*by, "instances", "stage", "status", "reason"]
+    ascending = [c != "instances" for c in order]
+    return out.reset_index().sort_values(order, ascending=ascending)[
+        [*cols, "instances", "examples"]
+    ]
 
 
 def lost_section(instances: pd.DataFrame) -> str:
@@ -69,7 +74,30 @@ def splits_section(instances: pd.DataFrame, split_note: str) -> str:
     return note + table(shares)
 
 
-def dataset_html(instances: pd.DataFrame, dataset_name: str, split_note: str = "") -> str:
+def by_group_sections(instances: pd.DataFrame, columns: Sequence[str]) -> list[tuple[str, str]]:
+    """For each report.group_by column: the funnel and the loss reasons per value."""
+    sections = []
+    for column in columns:
+        name = column.removeprefix(META_PREFIX)
+        funnel = funnel_table(instances, [column]).iloc[1:].drop(columns="group")
+        funnel["kept %"] = (100 * funnel["kept"] / funnel["listed"].clip(lower=1)).round(1)
+        funnel = funnel.rename(columns={"value": name}).sort_values(
+            ["listed", name], ascending=[False, True]
+        )
+        lost = instances.fillna({column: ""}).rename(columns={column: name})
+        reasons = reasons_table(lost, [name])
+        sections.append((f"Funnel by {name}", table(funnel)))
+        sections.append(
+            (
+                f"Lost or flagged by {name}",
+                table(reasons) if len(reasons) else "<p>Every instance was kept.</p>",
+            )
+        )
+    return sections
+
+
+def dataset_html(instances: pd.DataFrame, dataset_name: str, split_note: str = "",
+                 groups: Sequence[str] = ()) -> str:  # fmt: skip
     funnel = funnel_table(instances)
     funnel["kept %"] = (100 * funnel["kept"] / funnel["listed"].clip(lower=1)).round(1)
     overall = funnel.iloc[0]
@@ -83,6 +111,7 @@ def dataset_html(instances: pd.DataFrame, dataset_name: str, split_note: str = "
             ("Splits", splits_section(instances, split_note)),
             ("Why instances were lost or flagged", lost_section(instances)),
             ("QC medians of the clips with poses", table(qc_medians(instances))),
+            *by_group_sections(instances, groups),
         ],
     )
 
@@ -121,8 +150,33 @@ def tflite_note(tflite: dict) -> str:
     return "<p>Exported; its agreement with the Keras model was not checked: no item evaluated.</p>"
 
 
-def metrics_html(metrics: dict) -> str:
-    """The evaluation in `model/metrics.json` as tables: per split, then per class."""
+def accuracy_by_group(metrics: dict, instances: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per split and value of `column`: the evaluated classes with an instance of that value in
+    that split, their items, the item-weighted top-1 and the mean per-class top-1. A class whose
+    instances carry several values (a per-signer column) counts under each of them."""
+    name = column.removeprefix(META_PREFIX)
+    rows = []
+    for split, figures in metrics["splits"].items():
+        per_class = figures.get("per_class") or {}
+        in_split = instances[instances["split"] == split].fillna({column: ""})
+        for value, glosses in in_split.groupby(column)["gloss"].agg(set).items():
+            classes = [per_class[g] for g in sorted(glosses) if g in per_class]
+            if not classes:
+                continue
+            n = sum(c["n"] for c in classes)
+            top1 = sum(c["n"] * c["top1"] for c in classes) / n
+            mean_top1 = sum(c["top1"] for c in classes) / len(classes)
+            rows.append({"split": split, name: value, "classes": len(classes), "items": n,
+                         "top1": top1, "mean per-class top1": mean_top1})  # fmt: skip
+    return pd.DataFrame(rows, columns=["split", name, "classes", "items", "top1",
+                                       "mean per-class top1"])  # fmt: skip
+
+
+def metrics_html(
+    metrics: dict, instances: pd.DataFrame | None = None, groups: Sequence[str] = ()
+) -> str:
+    """The evaluation in `model/metrics.json` as tables: per split, then per class; with the
+    instances table, per value of each `groups` column too."""
     splits = metrics["splits"]
     overview = pd.DataFrame(
         {name: [splits[s].get(key) for s in splits] for key, name in SPLIT_FIGURES.items()},
@@ -143,4 +197,8 @@ def metrics_html(metrics: dict) -> str:
         sections.append(("Per class", table(by_class.rename_axis("gloss").reset_index())))
     else:
         sections.append(("Per class", "<p>No item was evaluated in any split.</p>"))
+    for column in groups if instances is not None else ():
+        by_group = accuracy_by_group(metrics, instances, column)
+        content = table(by_group) if len(by_group) else "<p>No item was evaluated.</p>"
+        sections.append((f"Accuracy by {column.removeprefix(META_PREFIX)}", content))
     return page("Evaluation", sections)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -63,11 +63,15 @@ def failures_table(instances: pd.DataFrame) -> pd.DataFrame:
     return instances.loc[instances["status"] != "kept", cols]
 
 
-def funnel_table(instances: pd.DataFrame) -> pd.DataFrame:
-    """listed → downloaded → clipped → posed → kept, overall, per split and per site."""
+def funnel_table(
+    instances: pd.DataFrame, groups: Sequence[str] = ("split", "site")
+) -> pd.DataFrame:
+    """listed → downloaded → clipped → posed → kept, overall and per value of each of `groups`
+    (an empty value, a WLASL field some instances lack, is its own group "")."""
     df = instances.assign(listed=True, kept=instances["status"] == "kept")
+    df = df.fillna(dict.fromkeys(groups, ""))
     parts = [df[list(FUNNEL)].sum().to_frame().T.assign(group="all", value="all")]
-    for group in ("split", "site"):
+    for group in groups:
         counts = df.groupby(group)[list(FUNNEL)].sum().reset_index()
         parts.append(counts.rename(columns={group: "value"}).assign(group=group))
     out = pd.concat(parts, ignore_index=True)

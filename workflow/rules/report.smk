@@ -18,6 +18,7 @@ rule dataset_summary:
     params:
         name=config["dataset"]["name"],
         split_note=DATASET.split_note,
+        groups=GROUP_COLUMNS,
     script:
         "../scripts/dataset_summary.py"
 
@@ -67,6 +68,7 @@ rule skeletons:
 rule metrics_summary:
     input:
         metrics=res("model/metrics.json"),
+        instances=res("tables/instances.csv"),
     output:
         report(
             res("report/metrics.html"),
@@ -81,5 +83,30 @@ rule metrics_summary:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        groups=GROUP_COLUMNS,
     script:
         "../scripts/metrics_summary.py"
+
+
+rule group_plots:
+    input:
+        instances=res("tables/instances.csv"),
+    output:
+        report(
+            res("report/groups.png"),
+            caption="../report/groups.rst",
+            category="Dataset",
+        ),
+    log:
+        res("logs/group_plots/group_plots.log"),
+    conda:
+        "../../envs/signpose.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        groups=GROUP_COLUMNS,
+    script:
+        "../scripts/group_plots.py"
