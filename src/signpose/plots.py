@@ -61,8 +61,9 @@ STATUS_COLOURS = {"kept": "tab:green", "low_quality": "tab:orange", "dead": "tab
 
 def group_figure(instances: pd.DataFrame, columns: list[str]):
     """Per report.group_by column: instances per value, split by final status."""
-    fig, axes = plt.subplots(len(columns), 1, figsize=(10, 0.3 * GROUP_VALUES * len(columns) + 1),
-                             squeeze=False)  # fmt: skip
+    bars = [min(instances[c].nunique(dropna=False), GROUP_VALUES + 1) for c in columns]
+    fig, axes = plt.subplots(len(columns), 1, figsize=(9, sum(0.35 * b + 1.2 for b in bars)),
+                             height_ratios=[b + 2 for b in bars], squeeze=False)  # fmt: skip
     for ax, column in zip(axes[:, 0], columns, strict=True):
         values = instances[column].fillna("").replace("", "(empty)").astype(str)
         top = values.value_counts().index[:GROUP_VALUES]
@@ -74,7 +75,8 @@ def group_figure(instances: pd.DataFrame, columns: list[str]):
         counts.plot.barh(ax=ax, stacked=True, color=list(STATUS_COLOURS.values()), width=0.8)
         ax.set_title(f"Instances per {column.removeprefix(META_PREFIX)}, by final status")
         ax.set_ylabel("")
-        ax.legend(fontsize=8, loc="lower right")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
