@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -33,10 +35,10 @@ def results(tmp_path_factory):
     return root
 
 
-def build(results, split="train"):
+def build(results, split="train", variations=False):
     target = results / "lexicon" / split / "index.csv"
     lexicon_job(str(results / "instances.csv"), str(target), split, str(results / "poses"),
-                "en", "ase", 0)  # fmt: skip
+                "en", "ase", 0, variations)  # fmt: skip
     return target
 
 
@@ -72,3 +74,26 @@ def test_duration_keeps_every_frame():
         end = duration_ms(frames, fps)
         frame_time = 1000 / fps
         assert end // frame_time == frames
+
+
+@needs(SHARED / "media" / "pose_test_video.mp4")
+def test_every_phrasing_finds_the_same_pose_through_sign_mt(results, tmp_path):
+    from spoken_to_signed.gloss_to_pose.lookup import CSVPoseLookup
+
+    table = pd.read_csv(results / "instances.csv", dtype={"video_id": str})
+    phrasings = {g: [g, f"{g} please", f"the {g}, please"] for g in table["gloss"]}
+    table["text_variations"] = [json.dumps(phrasings[g]) for g in table["gloss"]]
+    table.to_csv(results / "instances.csv", index=False)
+    try:
+        target = build(results, variations=True)
+        assert len(target.read_text().splitlines()) == 1 + 3 * len(VIDEOS)
+        lookup = CSVPoseLookup(str(target.parent))
+        for vid, (_, gloss) in VIDEOS.items():
+            frames = int(table.set_index("video_id").loc[vid, "frames_raw"])
+            for words in phrasings[gloss]:
+                found = lookup.lookup(words.lower(), gloss.upper(), "en", "ase")
+                assert found.pose.body.data.shape[0] == frames
+        # off (the default), the paraphrases stay out
+        assert len(build(results, variations=False).read_text().splitlines()) == 1 + len(VIDEOS)
+    finally:
+        table.drop(columns="text_variations").to_csv(results / "instances.csv", index=False)

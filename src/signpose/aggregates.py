@@ -8,14 +8,16 @@ import os
 
 import numpy as np
 
-from signpose import layout, lexicon, metadata, plots, stats, summary, tables
+from signpose import layout, lexicon, metadata, paraphrase, plots, stats, summary, tables
 from signpose.files import write_text_atomic
 
 log = logging.getLogger("signpose")
 
 
-def tables_job(dataset_cfg: dict, qc_paths: list[str], out: dict[str, str]) -> None:
-    df = tables.instances_table(metadata.load(dataset_cfg), qc_paths)
+def tables_job(dataset_cfg: dict, qc_paths: list[str], variations_json: str,
+               out: dict[str, str]) -> None:  # fmt: skip
+    variations = paraphrase.read_variations(variations_json)
+    df = tables.instances_table(metadata.load(dataset_cfg), qc_paths, variations)
     tables.write_csv(df, out["instances"])
     tables.write_csv(tables.failures_table(df), out["failures"])
     funnel = tables.funnel_table(df)
@@ -27,10 +29,11 @@ def tables_job(dataset_cfg: dict, qc_paths: list[str], out: dict[str, str]) -> N
 
 
 def lexicon_job(instances_csv: str, target: str, split: str, poses_dir: str, spoken: str,
-                signed: str, priority: int) -> None:  # fmt: skip
+                signed: str, priority: int, variations: bool) -> None:  # fmt: skip
     kept = tables.kept(tables.read_instances(instances_csv), split)
     lexicon_dir = os.path.dirname(target)
-    text = lexicon.lexicon_csv(kept, poses_dir, lexicon_dir, spoken, signed, priority)
+    text = lexicon.lexicon_csv(kept, poses_dir, lexicon_dir, spoken, signed, priority,
+                               variations)  # fmt: skip
     write_text_atomic(target, text)
     log.info("%s: %d kept instances", split, len(kept))
 

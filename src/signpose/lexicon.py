@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 
@@ -30,8 +31,11 @@ def lexicon_csv(
     spoken: str,
     signed: str,
     priority: int,
+    variations: bool = False,
 ) -> str:
-    """The index.csv text for these kept instances: sorted, byte-for-byte reproducible."""
+    """The index.csv text for these kept instances: sorted, byte-for-byte reproducible. With
+    `variations`, one more row per paraphrase (the `text_variations` column after its first,
+    the original), with the same pose and glosses."""
     rel = os.path.relpath(pose_dir, lexicon_dir)
     rows = sorted(
         (
@@ -40,11 +44,12 @@ def lexicon_csv(
             signed,
             0,
             duration_ms(int(r.frames_raw), float(r.fps)),
-            r.gloss.lower(),
+            words.lower(),
             r.gloss.upper(),
             priority,
         )
         for r in kept.itertuples()
+        for words in [r.gloss, *(json.loads(r.text_variations)[1:] if variations else [])]
     )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -24,8 +24,13 @@ def qc_record(path: str | os.PathLike) -> dict:
         return json.load(f)
 
 
-def instances_table(dataset: Dataset, qc_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """One row per listed instance: metadata, source, final status, the stage reached, QC."""
+def instances_table(
+    dataset: Dataset,
+    qc_paths: Iterable[str | os.PathLike],
+    variations: Mapping[str, list[str]] | None = None,
+) -> pd.DataFrame:
+    """One row per listed instance: metadata, source, final status, the stage reached, QC;
+    with `variations` (text/variations.json), each label's phrasings as a JSON list."""
     qc = {rec["video_id"]: rec for rec in map(qc_record, qc_paths)}
     rows = []
     for vid, inst in dataset.instances.items():
@@ -44,6 +49,15 @@ def instances_table(dataset: Dataset, qc_paths: Iterable[str | os.PathLike]) -> 
             "metadata_fps": inst.fps,
             "bbox": " ".join(f"{v:g}" for v in inst.bbox) if inst.bbox else "",
             **dict(inst.extra),  # the user's metadata, as meta_<column>
+            **(
+                {}
+                if variations is None
+                else {
+                    "text_variations": json.dumps(
+                        variations.get(inst.gloss, [inst.gloss]), ensure_ascii=False
+                    )
+                }
+            ),  # fmt: skip
             "status": rec["status"],
             "stage": rec["stage"],
             "reason": rec.get("reason", ""),
@@ -86,7 +100,7 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 TEXT_COLUMNS = ("video_id", "gloss", "split", "signer_id", "site", "url", "source_id", "bbox",
-                "status", "stage", "reason", "detail")  # fmt: skip
+                "status", "stage", "reason", "detail", "text_variations")  # fmt: skip
 
 
 def read_instances(path: str | os.PathLike) -> pd.DataFrame:

@@ -16,5 +16,6 @@ rule lexicon:
         spoken=config["dataset"]["spoken_language"],
         signed=config["dataset"]["signed_language"],
         priority=config["lexicon"]["priority"],
+        variations=config["lexicon"]["variations"],
     script:
         "../scripts/lexicon.py"

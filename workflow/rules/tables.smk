@@ -2,6 +2,7 @@ rule tables:
     input:
         metadata=config["dataset"]["metadata"],
         qc=per_instance("qc/{video_id}.json", "all"),
+        variations=res("text/variations.json"),
     output:
         instances=report(
             res("tables/instances.csv"),

@@ -10,4 +10,5 @@ lexicon_job(
     snakemake.params.spoken,
     snakemake.params.signed,
     snakemake.params.priority,
+    snakemake.params.variations,
 )
