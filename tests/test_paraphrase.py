@@ -95,6 +95,14 @@ def test_server_errors_are_retried_then_the_original_alone_with_the_reason(llm, 
 
 
 @PROVIDERS
+def test_a_refused_key_is_not_asked_again(llm, provider, tmp_path):
+    llm.reply = lambda key, prompt: (401, "API key not valid", 0)
+    result = run(llm, provider, tmp_path, ["Rock on!"])
+    assert result.variations == {"Rock on!": ["Rock on!"]}
+    assert "HTTP 401" in result.failed["Rock on!"] and len(llm.requests) == 1
+
+
+@PROVIDERS
 def test_a_500_then_success_is_an_answer(llm, provider, tmp_path):
     llm.reply = lambda key, prompt: (500, "boom", 0) if len(llm.requests) == 1 else (
         200, answer("Rock!"), 0)  # fmt: skip

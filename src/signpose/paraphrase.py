@@ -11,8 +11,8 @@ Keys come only from the environment variables the config names, several rotated 
 (429 / RESOURCE_EXHAUSTED); they are never written to a result, the cache or a log line (a
 failure is recorded by its kind and status code, never by the SDK's message). Retries back off
 exponentially with full jitter; at most `concurrency` requests are in flight. The cache is one
-JSON file, keyed by model, prompt and temperature, rewritten atomically after every answer, so an
-interrupted run keeps what it got and a rerun asks only for texts it has not seen.
+JSON file, keyed by model, prompt, temperature and n, rewritten atomically after every answer,
+so an interrupted run keeps what it got and a rerun asks only for texts it has not seen.
 
 Model output is untrusted: only a JSON list of strings is accepted (inside a code fence or not);
 empties, duplicates (ignoring case and surrounding space) and strings over `max_chars` are
@@ -223,8 +223,9 @@ class Result:
     failed: dict[str, str]  # text -> why it has no paraphrases
 
 
-def cache_key(model: str, prompt: str, temperature: float) -> str:
-    return hashlib.sha256(json.dumps([model, prompt, temperature]).encode()).hexdigest()
+def cache_key(model: str, prompt: str, temperature: float, n: int) -> str:
+    # n too: a prompt without {n} asks the same whatever n is, but keeps only n answers
+    return hashlib.sha256(json.dumps([model, prompt, temperature, n]).encode()).hexdigest()
 
 
 class Cache:
@@ -270,7 +271,7 @@ def variations(
 
     def one(text: str) -> None:
         prompt = cfg["prompt"].replace("{n}", str(cfg["n"])).replace("{text}", text)
-        key = cache_key(cfg["model"], prompt, cfg["temperature"])
+        key = cache_key(cfg["model"], prompt, cfg["temperature"], cfg["n"])
         cached = cache.get(key)
         if cached is not None:
             out[text] = [text, *cached]
