@@ -153,3 +153,10 @@ def test_the_group_plot_has_a_panel_per_column(tmp_path):
     assert sorted(labels) == ["(empty)", "food", "greeting"]
     save(fig, tmp_path / "groups.png")
     assert (tmp_path / "groups.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_user_column_named_like_a_project_column_keeps_its_prefix():
+    df = with_category().assign(meta_status=["a", "a", "b", "b", "b", "b"])
+    page = dataset_html(df, "x", groups=["meta_status", "meta_category"])
+    assert "<h2>Funnel by meta_status" in page and "<th>meta_status</th>" in page
+    assert "<h2>Funnel by category" in page and "<th>category</th>" in page

@@ -4,7 +4,7 @@ files only as downloads, so the tables a user reads first are rendered here."""
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -51,9 +51,17 @@ def reasons_table(instances: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFra
     ]
 
 
-def lost_section(instances: pd.DataFrame) -> str:
-    reasons = reasons_table(instances)
+def lost_section(instances: pd.DataFrame, by: Mapping[str, str] | None = None) -> str:
+    """The reasons table; `by` maps columns to break it down by to their headings."""
+    reasons = reasons_table(instances, list(by or {})).rename(columns=by or {})
     return table(reasons) if len(reasons) else "<p>Every instance was kept.</p>"
+
+
+def label(instances: pd.DataFrame, column: str) -> str:
+    """A report.group_by column's heading: the user's own name (category for meta_category),
+    unless the project has a column of that name (a user's `status` stays meta_status)."""
+    name = column.removeprefix(META_PREFIX)
+    return name if name == column or name not in instances.columns else column
 
 
 def qc_medians(instances: pd.DataFrame) -> pd.DataFrame:
@@ -78,21 +86,13 @@ def by_group_sections(instances: pd.DataFrame, columns: Sequence[str]) -> list[t
     """For each report.group_by column: the funnel and the loss reasons per value."""
     sections = []
     for column in columns:
-        name = column.removeprefix(META_PREFIX)
+        name = label(instances, column)
         funnel = funnel_table(instances, [column]).iloc[1:].drop(columns="group")
         funnel["kept %"] = (100 * funnel["kept"] / funnel["listed"].clip(lower=1)).round(1)
-        funnel = funnel.rename(columns={"value": name}).sort_values(
-            ["listed", name], ascending=[False, True]
-        )
-        lost = instances.fillna({column: ""}).rename(columns={column: name})
-        reasons = reasons_table(lost, [name])
-        sections.append((f"Funnel by {name}", table(funnel)))
-        sections.append(
-            (
-                f"Lost or flagged by {name}",
-                table(reasons) if len(reasons) else "<p>Every instance was kept.</p>",
-            )
-        )
+        funnel = funnel.sort_values(["listed", "value"], ascending=[False, True])
+        lost = lost_section(instances.fillna({column: ""}), {column: name})
+        sections.append((f"Funnel by {name}", table(funnel.rename(columns={"value": name}))))
+        sections.append((f"Lost or flagged by {name}", lost))
     return sections
 
 
@@ -154,7 +154,7 @@ def accuracy_by_group(metrics: dict, instances: pd.DataFrame, column: str) -> pd
     """Per split and value of `column`: the evaluated classes with an instance of that value in
     that split, their items, the item-weighted top-1 and the mean per-class top-1. A class whose
     instances carry several values (a per-signer column) counts under each of them."""
-    name = column.removeprefix(META_PREFIX)
+    name = label(instances, column)
     rows = []
     for split, figures in metrics["splits"].items():
         per_class = figures.get("per_class") or {}
@@ -200,5 +200,5 @@ def metrics_html(
     for column in groups if instances is not None else ():
         by_group = accuracy_by_group(metrics, instances, column)
         content = table(by_group) if len(by_group) else "<p>No item was evaluated.</p>"
-        sections.append((f"Accuracy by {column.removeprefix(META_PREFIX)}", content))
+        sections.append((f"Accuracy by {label(instances, column)}", content))
     return page("Evaluation", sections)
