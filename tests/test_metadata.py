@@ -317,6 +317,7 @@ def test_the_tables_keep_every_metadata_column_as_text(tmp_path):
     assert back.loc["a", "meta_category"] == "NA"  # not a missing value
     assert back.loc["b", "meta_category"] == ""
     assert list(back.loc["b", ["meta_sentence", "meta_signer", "gloss"]]) == ["Bye", "s2", "Bye"]
+    assert back.loc["b", "text_variations"] == '["Bye"]'  # without paraphrases: the label alone
 
 
 def test_wlasl_fields_the_loader_does_not_use_are_kept(write_json):

@@ -30,8 +30,10 @@ def instances_table(
     variations: Mapping[str, list[str]] | None = None,
 ) -> pd.DataFrame:
     """One row per listed instance: metadata, source, final status, the stage reached, QC;
-    with `variations` (text/variations.json), each label's phrasings as a JSON list."""
+    `text_variations` is each label's phrasings (text/variations.json) as a JSON list, the
+    label alone when `variations` has none."""
     qc = {rec["video_id"]: rec for rec in map(qc_record, qc_paths)}
+    phrasings = {g: json.dumps(v, ensure_ascii=False) for g, v in (variations or {}).items()}
     rows = []
     for vid, inst in dataset.instances.items():
         rec = qc.get(vid, {"status": "missing", "stage": "", "reason": "no QC record"})
@@ -49,15 +51,8 @@ def instances_table(
             "metadata_fps": inst.fps,
             "bbox": " ".join(f"{v:g}" for v in inst.bbox) if inst.bbox else "",
             **dict(inst.extra),  # the user's metadata, as meta_<column>
-            **(
-                {}
-                if variations is None
-                else {
-                    "text_variations": json.dumps(
-                        variations.get(inst.gloss, [inst.gloss]), ensure_ascii=False
-                    )
-                }
-            ),  # fmt: skip
+            "text_variations": phrasings.get(inst.gloss)
+            or json.dumps([inst.gloss], ensure_ascii=False),
             "status": rec["status"],
             "stage": rec["stage"],
             "reason": rec.get("reason", ""),
