@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from signpose.files import atomic_path  # noqa: E402
-from signpose.metadata import META_PREFIX  # noqa: E402
+from signpose.summary import label  # noqa: E402
 from signpose.tables import FUNNEL, funnel_table  # noqa: E402
 
 DRAWN_COMPONENTS = ["POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS",
@@ -73,7 +73,7 @@ def group_figure(instances: pd.DataFrame, columns: list[str]):
                                                                  fill_value=0)  # fmt: skip
         counts = counts.loc[counts.sum(axis=1).sort_values().index]
         counts.plot.barh(ax=ax, stacked=True, color=list(STATUS_COLOURS.values()), width=0.8)
-        ax.set_title(f"Instances per {column.removeprefix(META_PREFIX)}, by final status")
+        ax.set_title(f"Instances per {label(instances, column)}, by final status")
         ax.set_ylabel("")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
