@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/poses.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/text.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/lexicon.smk"
 include: "workflow/rules/train.smk"
@@ -36,6 +37,7 @@ rule all:
         res("report/qc.png"),
         res("report/skeletons.png"),
         res("report/lexicon.html"),
+        [res("report/groups.png")] if GROUP_COLUMNS else [],
 
 
 # After a failed or interrupted run, the way back (README, "What is stale, and resuming").

@@ -49,15 +49,16 @@ def results(tmp_path_factory):
         features_job(str(pose_path), str(root / "features" / f"{vid}.npy"), str(qc),
                      str(root / "poses_clean" / f"{vid}.pose"), vid, FEATURES)  # fmt: skip
         files = {"pose_file": f"poses/{vid}.pose", "clean_pose_file": f"poses_clean/{vid}.pose"}
-        rows.append({**json.loads(qc.read_text()), "gloss": gloss, "split": split, **files})
+        rows.append({**json.loads(qc.read_text()), "gloss": gloss, "split": split, **files,
+                     "text_variations": json.dumps([gloss])})  # fmt: skip
     pd.DataFrame(rows).to_csv(root / "instances.csv", index=False)
     return root
 
 
-def build(results, split="train", kind="clean"):
+def build(results, split="train", kind="clean", variations=False):
     folder = results / f"lexicon-{kind}" / split
     lexicon_job(str(results / "instances.csv"), str(folder / "index.csv"), str(folder / "poses"),
-                split, kind, "en", "ase")  # fmt: skip
+                split, kind, "en", "ase", variations)  # fmt: skip
     return folder
 
 
@@ -202,3 +203,24 @@ def test_the_lexicon_page_plays_a_sentence_from_the_clean_lexicon(results):
     assert frames[0] > 10 and all(n > 1 for n in frames)
     assert "GO BOOK" in page or "GO IT" in page  # the best-covered gloss (2 takes) first
     assert "clean / raw" in page and "gloss_to_pose" in page
+
+
+def test_every_phrasing_finds_the_same_pose_through_sign_mt(results):
+    from spoken_to_signed.gloss_to_pose.lookup import CSVPoseLookup
+
+    original = pd.read_csv(results / "instances.csv", dtype={"video_id": str})
+    phrasings = {g: [g, f"{g} please", f"the {g}, please"] for g in original["gloss"]}
+    table = original.assign(text_variations=[json.dumps(phrasings[g]) for g in original["gloss"]])
+    table.to_csv(results / "instances.csv", index=False)
+    try:
+        takes = len(pd.read_csv(build(results, "all") / "index.csv"))  # off: the originals
+        folder = build(results, "all", variations=True)
+        index = pd.read_csv(folder / "index.csv", dtype=str, keep_default_na=False)
+        assert len(index) == 3 * takes
+        lookup = CSVPoseLookup(str(folder))
+        for gloss in set(original[original["status"] == "kept"]["gloss"]):
+            frames = {len(lookup.lookup(words.lower(), gloss.upper(), "en", "ase").pose.body.data)
+                      for words in phrasings[gloss]}  # fmt: skip
+            assert len(frames) == 1 and frames.pop() > 0, gloss
+    finally:
+        original.to_csv(results / "instances.csv", index=False)

@@ -288,3 +288,96 @@ def test_a_split_that_misses_its_fractions_says_what_it_got(tmp_path):
     assert f"with 3 signers, each kept whole in one split; obtained {obtained} (" in ds.split_note
     # fractions that whole signers meet are not reported
     assert three_signers(tmp_path, {"train": 1.0, "val": 0.0}).split_note == ""
+
+
+def ghsl_csv(tmp_path, rows: list[str]) -> dict:
+    path = tmp_path / "ghsl.csv"
+    path.write_text("video_file,sentence_id,sentence,category,signer\n" + "\n".join(rows) + "\n")
+    return {"metadata": str(path), "format": "csv", "allow_local_files": True,
+            "csv": {"label_column": "sentence", "signer_column": "signer"}}  # fmt: skip
+
+
+def test_every_csv_column_travels_with_its_instance_under_a_meta_name(tmp_path):
+    cfg = ghsl_csv(tmp_path, ['a.mp4,S1,"Hello, how are you?",greeting,NA',
+                              "b.mp4,S2,$(rm -rf ~);`id`,null,../../etc/passwd"])  # fmt: skip
+    ds = metadata.load(cfg)
+    assert dict(ds.instances["a"].extra) == {
+        "meta_video_file": "a.mp4", "meta_sentence_id": "S1",
+        "meta_sentence": "Hello, how are you?", "meta_category": "greeting", "meta_signer": "NA",
+    }  # fmt: skip
+    # values are data: kept verbatim, never a file name
+    assert dict(ds.instances["b"].extra)["meta_sentence"] == "$(rm -rf ~);`id`"
+    assert dict(ds.instances["b"].extra)["meta_signer"] == "../../etc/passwd"
+
+
+def test_the_tables_keep_every_metadata_column_as_text(tmp_path):
+    from signpose import tables
+
+    cfg = ghsl_csv(tmp_path, ["a.mp4,007,Hello,NA,s1", "b.mp4,8,Bye,,s2"])
+    df = tables.instances_table(metadata.load(cfg), [])
+    tables.write_csv(df, tmp_path / "instances.csv")
+    back = tables.read_instances(tmp_path / "instances.csv").set_index("video_id")
+    assert back.loc["a", "meta_sentence_id"] == "007"  # not the number 7
+    assert back.loc["a", "meta_category"] == "NA"  # not a missing value
+    assert back.loc["b", "meta_category"] == ""
+    assert list(back.loc["b", ["meta_sentence", "meta_signer", "gloss"]]) == ["Bye", "s2", "Bye"]
+    assert back.loc["b", "text_variations"] == '["Bye"]'  # without paraphrases: the label alone
+
+
+def test_wlasl_fields_the_loader_does_not_use_are_kept(write_json):
+    path = write_json(wlasl(with_(label_id="x", note={"a": [1, "é"]})))
+    inst = metadata.load({"metadata": str(path)}).instances["00001"]
+    assert dict(inst.extra) == {"meta_instance_id": "0", "meta_source": "test",
+                                "meta_variation_id": "0", "meta_label_id": "x",
+                                "meta_note": '{"a": [1, "é"]}'}  # fmt: skip
+    assert inst.gloss == "book"  # a field named like an internal key plays no role
+
+
+def test_a_label_id_makes_two_spellings_one_class(tmp_path):
+    cfg = ghsl_csv(tmp_path, ["a.mp4,S1,Hello there,g,s1", "b.mp4,S1,hello there!,g,s2",
+                              "c.mp4,S2,Hello there!,g,s3"])  # fmt: skip
+    plain = metadata.load(cfg)
+    assert len({i.gloss for i in plain.instances.values()}) == 3
+    cfg["csv"]["label_id_column"] = "sentence_id"
+    ds = metadata.load(cfg)
+    glosses = [i.gloss for i in ds.instances.values()]
+    assert glosses == ["Hello there", "Hello there", "Hello there!"]
+    assert dict(ds.instances["b"].extra)["meta_sentence"] == "hello there!"  # spelling kept
+
+
+@pytest.mark.parametrize(
+    "rows, problem",
+    [
+        (["a.mp4,,Hello,g,s1"], "line 2: field 'label_id': empty"),
+        (["a.mp4,S1,Hello,g"], "line 2: not the 5 columns of the header"),
+        (["a.mp4,S1,Hello,g,s1,extra"], "line 2: not the 5 columns of the header"),
+    ],
+)
+def test_broken_csv_rows_are_named(tmp_path, rows, problem):
+    cfg = ghsl_csv(tmp_path, rows)
+    cfg["csv"]["label_id_column"] = "sentence_id"
+    with pytest.raises(MetadataError, match=problem):
+        metadata.load(cfg)
+
+
+def test_a_column_named_twice_is_refused_and_an_unnamed_one_numbered(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("video_file,gloss,note,note\na.mp4,hi,1,2\n")
+    cfg = {"metadata": str(path), "format": "csv", "allow_local_files": True}
+    with pytest.raises(MetadataError, match="column 'note' appears twice in the header"):
+        metadata.load(cfg)
+    path.write_text("video_file,gloss,\na.mp4,hi,\n")  # a trailing comma from a spreadsheet
+    assert dict(metadata.load(cfg).instances["a"].extra)["meta_column_3"] == ""
+
+
+def test_report_groups_name_metadata_columns_by_their_own_names(tmp_path, write_json):
+    ds = metadata.load(ghsl_csv(tmp_path, ["a.mp4,S1,Hello,g,s1"]))
+    got = metadata.group_columns(ds, ["category", "split", "meta_signer"])
+    assert got == ["meta_category", "split", "meta_signer"]
+    with pytest.raises(MetadataError, match=r"^report.group_by: no column 'categry' in the meta"):
+        metadata.group_columns(ds, ["categry"])
+    # WLASL instances need not share their fields
+    other = with_(video_id="00002", extra_field="x")
+    wl = metadata.load({"metadata": str(write_json(wlasl(GOOD, other)))})
+    assert metadata.group_columns(wl, ["extra_field", "source"]) == [
+        "meta_extra_field", "meta_source"]  # fmt: skip

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from signpose import layout, lexicon, metadata, plots, stats, summary, tables, tombstone
+from signpose import layout, lexicon, metadata, paraphrase, plots, stats, summary, tables, tombstone
 from signpose.download import mirror
 from signpose.files import write_text_atomic
 
@@ -16,8 +16,9 @@ log = logging.getLogger("signpose")
 
 
 def tables_job(dataset_cfg: dict, qc_paths: list[str], files: dict[str, str],
-               out: dict[str, str]) -> None:  # fmt: skip
-    """`files` maps a kind of per-instance file to its path pattern ("{video_id}" in it)."""
+               variations_json: str, groups: list[str], out: dict[str, str]) -> None:  # fmt: skip
+    """`files` maps a kind of per-instance file to its path pattern ("{video_id}" in it);
+    `groups` are the report.group_by columns the funnel is also counted by."""
     # The metadata is parsed again here, not handed over from the planning step: a job is its
     # own process (on SLURM, on another node), and a file written while planning would be an
     # output no rule declares. Parsing is deterministic in the file and `dataset_cfg`, which
@@ -26,14 +27,15 @@ def tables_job(dataset_cfg: dict, qc_paths: list[str], files: dict[str, str],
     dataset = metadata.load(dataset_cfg)
     here = os.path.dirname(out["instances"])
     relative = {kind: os.path.relpath(pattern, here) for kind, pattern in files.items()}
-    df = tables.instances_table(dataset, qc_paths, relative)
+    variations = paraphrase.read_variations(variations_json)
+    df = tables.instances_table(dataset, qc_paths, relative, variations)
     # what came from dataset.mirror: a clip (instances layout) or its source (sources layout)
     found = mirror.Mirror.from_config(dataset_cfg)
     urls = {vid: inst.url for vid, inst in dataset.instances.items()}
     df["from_mirror"] = df["video_id"].isin(mirror.mirrored(found, urls))
     tables.write_csv(df, out["instances"])
     tables.write_csv(tables.failures_table(df), out["failures"])
-    funnel = tables.funnel_table(df)
+    funnel = tables.funnel_table(df, list(dict.fromkeys(["split", "site", *groups])))
     tables.write_csv(funnel, out["funnel"])
     names = layout.column_names()
     write_text_atomic(out["columns"], "column,name\n" + "".join(
@@ -42,15 +44,16 @@ def tables_job(dataset_cfg: dict, qc_paths: list[str], files: dict[str, str],
 
 
 def lexicon_job(instances_csv: str, index: str, poses_out: str, split: str, kind: str,
-                spoken: str, signed: str) -> None:  # fmt: skip
+                spoken: str, signed: str, variations: bool) -> None:  # fmt: skip
     """The split's lexicon folder: `index` (index.csv) and, in `poses_out` beside it, the poses
-    it names; `kind` (`clean` or `raw`) says which of the instance table's poses those are."""
+    it names; `kind` (`clean` or `raw`) says which of the instance table's poses those are;
+    with `variations`, one more row per paraphrase of a label."""
     kept = tables.kept(tables.read_instances(instances_csv), split)
     takes = lexicon.entries(kept, kind)
     files = kept.set_index("video_id")[lexicon.POSE_FILE_COLUMN[kind]]
     lexicon.link_poses(files[takes["video_id"]], poses_out)
     prefix = os.path.relpath(poses_out, os.path.dirname(index))
-    write_text_atomic(index, lexicon.lexicon_csv(takes, prefix, spoken, signed))
+    write_text_atomic(index, lexicon.lexicon_csv(takes, prefix, spoken, signed, variations))
     log.info("%s: %d takes of %d glosses", split, len(takes), takes["gloss"].nunique())
 
 
@@ -61,10 +64,11 @@ def feature_items(instances_csv: str, split: str) -> list[tuple[str, str]]:
 
 
 def stats_job(instances_csv: str, target: str) -> None:
-    paths = [p for p, _ in feature_items(instances_csv, "train")]
-    result = stats.global_stats(paths, layout.N_FEATURES)
+    train = tables.kept(tables.read_instances(instances_csv), "train")
+    clips = dict(zip(train["video_id"], train["features_file"], strict=True))
+    result = stats.global_stats(clips, layout.N_FEATURES)
     stats.write_stats(result, target)
-    log.info("stats over %d train clips, %d frames", len(paths), int(result["lengths"].sum()))
+    log.info("stats over %d train clips, %d frames", len(clips), int(result["lengths"].sum()))
 
 
 def train_job(instances_csv: str, stats_path: str, out: dict[str, str], options: dict,
@@ -99,20 +103,28 @@ def evaluate_job(instances_csv: str, stats_path: str, trained: dict[str, str],
     log.info("metrics: %s", json.dumps(metrics)[:2000])
 
 
-def dataset_summary_job(instances_csv: str, funnel_csv: str, target: str,
-                        dataset_name: str, split_note: str) -> None:  # fmt: skip
+def dataset_summary_job(instances_csv: str, funnel_csv: str, target: str, dataset_name: str,
+                        split_note: str, groups: list[str]) -> None:  # fmt: skip
     instances, funnel = tables.read_instances(instances_csv), tables.read_funnel(funnel_csv)
-    write_text_atomic(target, summary.dataset_html(instances, funnel, dataset_name, split_note))
+    page = summary.dataset_html(instances, funnel, dataset_name, split_note, groups)
+    write_text_atomic(target, page)
 
 
-def metrics_summary_job(metrics_json: str, target: str) -> None:
+def metrics_summary_job(metrics_json: str, instances_csv: str, target: str,
+                        groups: list[str]) -> None:  # fmt: skip
     with open(metrics_json, encoding="utf-8") as f:
-        write_text_atomic(target, summary.metrics_html(json.load(f)))
+        metrics = json.load(f)
+    page = summary.metrics_html(metrics, tables.read_instances(instances_csv), groups)
+    write_text_atomic(target, page)
 
 
 def qc_plots_job(instances_csv: str, funnel_csv: str, target: str) -> None:
     instances, funnel = tables.read_instances(instances_csv), tables.read_funnel(funnel_csv)
     plots.save(plots.qc_figure(instances, funnel), target)
+
+
+def group_plots_job(instances_csv: str, target: str, groups: list[str]) -> None:
+    plots.save(plots.group_figure(tables.read_instances(instances_csv), groups), target)
 
 
 def skeletons_job(instances_csv: str, target: str, count: int, seed: int) -> None:

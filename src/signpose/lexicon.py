@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import shutil
@@ -38,16 +39,18 @@ def duration_ms(frames: int, fps: float) -> int:
 def entries(kept: pd.DataFrame, kind: str) -> pd.DataFrame:
     """The lexicon's takes: the kept instances (with a clean pose, for `clean`), ranked.
 
-    Columns video_id, gloss, frames, fps, priority, from the instance table's QC columns.
+    Columns video_id, gloss, text_variations, frames, fps, priority, from the instance table.
     """
     if kept.empty:
-        return pd.DataFrame(columns=["video_id", "gloss", "frames", "fps", "priority"])
+        return pd.DataFrame(columns=["video_id", "gloss", "text_variations", "frames", "fps",
+                                     "priority"])  # fmt: skip
     if kind == "clean":
         rows = kept[kept["clean_reason"] == ""]
         frames, fps = rows["clean_frames"], rows["clean_fps"]
     else:
         rows, frames, fps = kept, kept["frames_raw"], kept["fps"]
     out = pd.DataFrame({"video_id": rows["video_id"], "gloss": rows["gloss"],
+                        "text_variations": rows["text_variations"],
                         "frames": frames.astype(int), "fps": fps.astype(float)})  # fmt: skip
     return out.assign(priority=rank_takes(rows))
 
@@ -69,13 +72,16 @@ def rank_takes(rows: pd.DataFrame) -> pd.Series:
     return order.groupby("gloss").cumcount().reindex(rows.index)
 
 
-def lexicon_csv(takes: pd.DataFrame, prefix: str, spoken: str, signed: str) -> str:
+def lexicon_csv(takes: pd.DataFrame, prefix: str, spoken: str, signed: str,
+                variations: bool = False) -> str:  # fmt: skip
     """The index.csv text for these takes, whose poses are in `prefix` (relative to the index):
-    sorted, byte-for-byte reproducible."""
+    sorted, byte-for-byte reproducible. With `variations`, one more row per paraphrase (the
+    `text_variations` column after its first, the original), with the same pose and glosses."""
     rows = sorted(
         (f"{prefix}/{r.video_id}.pose", spoken, signed, 0, duration_ms(r.frames, r.fps),
-         r.gloss.lower(), r.gloss.upper(), int(r.priority))
+         words.lower(), r.gloss.upper(), int(r.priority))
         for r in takes.itertuples()
+        for words in [r.gloss, *(json.loads(r.text_variations)[1:] if variations else [])]
     )  # fmt: skip
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -9,6 +9,12 @@ Every record is checked once here, so the stages can trust it: a bad record stop
 start with one line naming the file, the record and the field (`MetadataError`). Glosses are
 free text and never become part of a file name; video ids do, so they are restricted to a safe
 alphabet.
+
+Every metadata column the user has travels with its instance, unchanged, in `Instance.extra`
+under the name `meta_<column>` (META_PREFIX): every CSV column (the mapped ones too, so a label
+canonicalised by `csv.label_id_column` keeps its original spelling), and every WLASL instance
+field the loader does not use. The prefix keeps them from colliding with the project's own
+table columns; their values are data, written to tables and never used as file names.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ from signpose.sites import source_id
 SPLITS = ("train", "val", "test")
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 WLASL_FIELDS = ("bbox", "fps", "frame_end", "frame_start", "split", "url", "video_id")
+# The instance fields the WLASL loader uses; every other one is kept as a `meta_` column.
+WLASL_USED = frozenset((*WLASL_FIELDS, "gloss", "signer_id"))
+META_PREFIX = "meta_"
+# The project's own instance columns a report can be grouped by (report.group_by).
+GROUPABLE = ("split", "site", "signer_id", "gloss")
 # A split whose share of the instances is further than this from the requested fraction is
 # reported (planning log and dataset page): a few signers cannot be divided 0.8/0.1/0.1.
 FRACTION_TOLERANCE = 0.05
@@ -54,6 +65,8 @@ class Instance:
     bbox: tuple[float, float, float, float] | None  # xmin, ymin, xmax, ymax in source pixels
     signer_id: str
     site: str  # host name, or "local" for files; used by per-site reports
+    # The user's other metadata, (meta_<column>, value) in file order: see the module docstring.
+    extra: tuple[tuple[str, str], ...] = ()
 
     @property
     def start_s(self) -> float:
@@ -94,7 +107,12 @@ def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
     else:
         records = csv_records(path, cfg["csv"])
     instances: dict[str, Instance] = {}
+    labels: dict[str, str] = {}  # label id -> the first spelling seen: one class per id
     for where, rec in records:
+        if "label_id" in rec:
+            if not rec["label_id"].strip():
+                raise MetadataError(f"{path}: {where}: field 'label_id': empty")
+            rec["gloss"] = labels.setdefault(rec.pop("label_id"), rec["gloss"])
         inst = make_instance(
             rec, f"{path}: {where}", cfg["allow_local_files"], cfg["max_label_chars"]
         )
@@ -110,6 +128,23 @@ def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
         note = split_shortfall(instances, cfg["split_fractions"])
         return Dataset(instances, urls_of(instances), note)
     return Dataset(instances, urls_of(instances))
+
+
+def group_columns(dataset: Dataset, names: Iterable[str]) -> list[str]:
+    """The tables/instances.csv column of each report.group_by name: a project column as it is,
+    a metadata column as meta_<name>; an unknown name stops the run at start, saying what exists."""
+    # WLASL instances need not share their fields: the union, in order of first appearance
+    meta = list(dict.fromkeys(k for i in dataset.instances.values() for k, _ in i.extra))
+    out = []
+    for name in names:
+        if name in GROUPABLE or name in meta:
+            out.append(name)
+        elif META_PREFIX + name in meta:
+            out.append(META_PREFIX + name)
+        else:
+            have = [*GROUPABLE, *(m.removeprefix(META_PREFIX) for m in meta)]
+            raise MetadataError(f"report.group_by: no column {name!r} in the metadata ({have})")
+    return out
 
 
 def urls_of(instances: Mapping[str, Instance]) -> dict[str, str]:
@@ -132,7 +167,16 @@ def wlasl_records(path: Path, subset: int | None) -> Iterable[tuple[str, dict[st
             where = f"entry {gi} (gloss {short(entry['gloss'])}) instance {ii}"
             if not isinstance(inst, dict):
                 raise MetadataError(f"{path}: {where}: not an object")
-            yield where, {**inst, "gloss": entry["gloss"]}
+            # only the used fields as fields: a user's field never takes an internal key's role
+            # (one pass, no copies: WLASL2000 has 21,000 instances, parsed at every planning)
+            rec: dict[str, Any] = {"extra": []}
+            for k, v in inst.items():
+                if k in WLASL_USED:
+                    rec[k] = v
+                else:
+                    rec["extra"].append((META_PREFIX + k, k, v))
+            rec["gloss"] = entry["gloss"]  # the entry's, never an instance field of that name
+            yield where, rec
 
 
 def read_json(path: Path) -> Any:
@@ -160,6 +204,7 @@ def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[
         "split": cfg["split_column"],
         "signer_id": cfg["signer_column"],
         "video_id": cfg["id_column"],
+        "label_id": cfg["label_id_column"],
     }
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -168,7 +213,13 @@ def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[
             for col in (video_col, label_col, *filter(None, optional.values())):
                 if col not in header:
                     raise MetadataError(f"{path}: column {col!r} missing (header: {header})")
+            names = meta_names(path, header)
             for n, row in enumerate(reader, start=2):
+                # a short row leaves None, a long one a list under None: both are a broken line
+                if None in row or None in row.values():
+                    raise MetadataError(
+                        f"{path}: line {n}: not the {len(header)} columns of the header"
+                    )
                 rec: dict[str, Any] = {
                     "url": row[video_col],
                     "gloss": row[label_col],
@@ -180,6 +231,7 @@ def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[
                 for field, col in optional.items():
                     if col:
                         rec[field] = row[col]
+                rec["extra"] = [(name, c, row[c]) for name, c in zip(names, header, strict=True)]
                 rec.setdefault("video_id", csv_video_id(row[video_col]))
                 rec.setdefault("split", "train")  # replaced by assign_splits
                 yield f"line {n}", rec
@@ -187,6 +239,34 @@ def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[
         raise MetadataError(f"{path}: metadata file not found") from None
     except UnicodeDecodeError as e:
         raise MetadataError(f"{path}: not UTF-8 at byte {e.start}") from None
+
+
+def meta_names(path: Path, header: list[str]) -> list[str]:
+    """The table column of each CSV column: meta_<name>, meta_column_<n> for an unnamed one."""
+    names = [META_PREFIX + (c if c else f"column_{i}") for i, c in enumerate(header, start=1)]
+    dup = next((c for c in header if c and header.count(c) > 1), None)
+    if dup is not None:
+        raise MetadataError(f"{path}: column {dup!r} appears twice in the header")
+    return names
+
+
+def extra_columns(rec: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+    """The record's other metadata, (table column, field, value) triples, as (column, text):
+    strings as they are, other JSON values as JSON (7 -> "7"), so a table holds them without
+    reinterpretation."""
+    out = []
+    for name, key, value in rec.get("extra", ()):
+        if type(value) is int:  # WLASL's ids: the common case, and str() is json.dumps() here
+            out.append((name, str(value)))
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        unicode_ok = (text.isascii() or is_utf8(text)) and (key.isascii() or is_utf8(key))
+        if "\x00" in text or not unicode_ok:
+            raise MetadataError(
+                f"{where}: field {short(key)}: NUL or lone surrogates are not text a table holds"
+            )
+        out.append((name, text))
+    return tuple(out)
 
 
 def csv_video_id(video_file: str) -> str:
@@ -250,6 +330,7 @@ def make_instance(
         bbox=parse_bbox(rec.get("bbox"), where),
         signer_id=signer_id,
         site=site,
+        extra=extra_columns(rec, where),
     )
 
 

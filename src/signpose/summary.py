@@ -4,10 +4,11 @@ files only as downloads, so the tables a user reads first are rendered here."""
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from signpose.metadata import SPLITS
+from signpose.metadata import META_PREFIX, SPLITS
 from signpose.tables import FUNNEL
 
 STYLE = """<style>
@@ -35,20 +36,32 @@ def table(df: pd.DataFrame) -> str:
     )
 
 
-def reasons_table(instances: pd.DataFrame) -> pd.DataFrame:
-    """Count of instances per (stage, status, reason), with a few example video ids."""
+def reasons_table(instances: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Count of instances per (*by, stage, status, reason), with a few example video ids."""
     lost = instances[instances["status"] != "kept"].fillna({"reason": ""})
-    cols = ["stage", "status", "reason"]
+    cols = [*by, "stage", "status", "reason"]
     if lost.empty:
         return pd.DataFrame(columns=[*cols, "instances", "examples"])
     grouped = lost.groupby(cols, sort=False)["video_id"]
     out = grouped.agg(instances="size", examples=lambda v: " ".join(sorted(v)[:EXAMPLES]))
-    return out.reset_index().sort_values(["instances", *cols], ascending=[False, True, True, True])
+    order = [*by, "instances", "stage", "status", "reason"]
+    ascending = [c != "instances" for c in order]
+    return out.reset_index().sort_values(order, ascending=ascending)[
+        [*cols, "instances", "examples"]
+    ]
 
 
-def lost_section(instances: pd.DataFrame) -> str:
-    reasons = reasons_table(instances)
+def lost_section(instances: pd.DataFrame, by: Mapping[str, str] | None = None) -> str:
+    """The reasons table; `by` maps columns to break it down by to their headings."""
+    reasons = reasons_table(instances, list(by or {})).rename(columns=by or {})
     return table(reasons) if len(reasons) else "<p>Every instance was kept.</p>"
+
+
+def label(instances: pd.DataFrame, column: str) -> str:
+    """A report.group_by column's heading: the user's own name (category for meta_category),
+    unless the project has a column of that name (a user's `status` stays meta_status)."""
+    name = column.removeprefix(META_PREFIX)
+    return name if name == column or name not in instances.columns else column
 
 
 def qc_medians(instances: pd.DataFrame) -> pd.DataFrame:
@@ -69,12 +82,30 @@ def splits_section(instances: pd.DataFrame, split_note: str) -> str:
     return note + table(shares)
 
 
-def dataset_html(
-    instances: pd.DataFrame, funnel: pd.DataFrame, dataset_name: str, split_note: str = ""
-) -> str:
+def by_group_sections(
+    instances: pd.DataFrame, funnel: pd.DataFrame, columns: Sequence[str]
+) -> list[tuple[str, str]]:
+    """For each report.group_by column: its funnel rows (counted by the tables job) and the
+    loss reasons per value."""
+    sections = []
+    for column in columns:
+        name = label(instances, column)
+        rows = funnel[funnel["group"] == column].drop(columns="group")
+        rows = rows.assign(kept_pct=(100 * rows["kept"] / rows["listed"].clip(lower=1)).round(1))
+        rows = rows.rename(columns={"kept_pct": "kept %", "value": name})
+        rows = rows.sort_values(["listed", name], ascending=[False, True])
+        lost = lost_section(instances.fillna({column: ""}), {column: name})
+        sections.append((f"Funnel by {name}", table(rows)))
+        sections.append((f"Lost or flagged by {name}", lost))
+    return sections
+
+
+def dataset_html(instances: pd.DataFrame, funnel: pd.DataFrame, dataset_name: str,
+                 split_note: str = "", groups: Sequence[str] = ()) -> str:  # fmt: skip
     """The funnel (tables.funnel_table, as written to funnel.csv), the splits, the reasons,
-    the QC."""
-    funnel = funnel.copy()
+    the QC, and per report.group_by column its funnel and reasons."""
+    by_group = by_group_sections(instances, funnel, groups)
+    funnel = funnel[funnel["group"].isin(["all", "split", "site"])].copy()
     funnel["kept %"] = (100 * funnel["kept"] / funnel["listed"].clip(lower=1)).round(1)
     overall = funnel.iloc[0]
     steps = " → ".join(f"{stage} {overall[stage]}" for stage in FUNNEL)
@@ -87,6 +118,7 @@ def dataset_html(
             ("Splits", splits_section(instances, split_note)),
             ("Why instances were lost or flagged", lost_section(instances)),
             ("QC medians of the clips with poses", table(qc_medians(instances))),
+            *by_group,
         ],
     )
 
@@ -125,8 +157,33 @@ def tflite_note(tflite: dict) -> str:
     return "<p>Exported; its agreement with the Keras model was not checked: no item evaluated.</p>"
 
 
-def metrics_html(metrics: dict) -> str:
-    """The evaluation in `model/metrics.json` as tables: per split, then per class."""
+def accuracy_by_group(metrics: dict, instances: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per split and value of `column`: the evaluated classes with an instance of that value in
+    that split, their items, the item-weighted top-1 and the mean per-class top-1. A class whose
+    instances carry several values (a per-signer column) counts under each of them."""
+    name = label(instances, column)
+    rows = []
+    for split, figures in metrics["splits"].items():
+        per_class = figures.get("per_class") or {}
+        in_split = instances[instances["split"] == split].fillna({column: ""})
+        for value, glosses in in_split.groupby(column)["gloss"].agg(set).items():
+            classes = [per_class[g] for g in sorted(glosses) if g in per_class]
+            if not classes:
+                continue
+            n = sum(c["n"] for c in classes)
+            top1 = sum(c["n"] * c["top1"] for c in classes) / n
+            mean_top1 = sum(c["top1"] for c in classes) / len(classes)
+            rows.append({"split": split, name: value, "classes": len(classes), "items": n,
+                         "top1": top1, "mean per-class top1": mean_top1})  # fmt: skip
+    return pd.DataFrame(rows, columns=["split", name, "classes", "items", "top1",
+                                       "mean per-class top1"])  # fmt: skip
+
+
+def metrics_html(
+    metrics: dict, instances: pd.DataFrame | None = None, groups: Sequence[str] = ()
+) -> str:
+    """The evaluation in `model/metrics.json` as tables: per split, then per class; with the
+    instances table, per value of each `groups` column too."""
     splits = metrics["splits"]
     overview = pd.DataFrame(
         {name: [splits[s].get(key) for s in splits] for key, name in SPLIT_FIGURES.items()},
@@ -147,4 +204,8 @@ def metrics_html(metrics: dict) -> str:
         sections.append(("Per class", table(by_class.rename_axis("gloss").reset_index())))
     else:
         sections.append(("Per class", "<p>No item was evaluated in any split.</p>"))
+    for column in groups if instances is not None else ():
+        by_group = accuracy_by_group(metrics, instances, column)
+        content = table(by_group) if len(by_group) else "<p>No item was evaluated.</p>"
+        sections.append((f"Accuracy by {label(instances, column)}", content))
     return page("Evaluation", sections)

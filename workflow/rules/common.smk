@@ -24,6 +24,8 @@ DATASET = metadata.load(config["dataset"])
 if DATASET.split_note:
     logger.warning(DATASET.split_note)
 INSTANCES = DATASET.instances
+# The report's group_by names as instances.csv columns; an unknown one stops the run here.
+GROUP_COLUMNS = metadata.group_columns(DATASET, config["report"]["group_by"])
 SPLITS = metadata.SPLITS
 LEXICON_SPLITS = [*SPLITS, "all"]
 BY_SPLIT = {split: DATASET.by_split(split) for split in LEXICON_SPLITS}

@@ -20,5 +20,6 @@ rule lexicon:
         kind=config["lexicon"]["poses"],
         spoken=config["dataset"]["spoken_language"],
         signed=config["dataset"]["signed_language"],
+        variations=config["lexicon"]["variations"],
     script:
         "../scripts/lexicon.py"

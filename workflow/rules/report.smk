@@ -19,6 +19,7 @@ rule dataset_summary:
     params:
         name=config["dataset"]["name"],
         split_note=DATASET.split_note,
+        groups=GROUP_COLUMNS,
     script:
         "../scripts/dataset_summary.py"
 
@@ -69,6 +70,7 @@ rule skeletons:
 rule metrics_summary:
     input:
         metrics=res("model/metrics.json"),
+        instances=res("tables/instances.csv"),
     output:
         report(
             res("report/metrics.html"),
@@ -83,6 +85,8 @@ rule metrics_summary:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        groups=GROUP_COLUMNS,
     script:
         "../scripts/metrics_summary.py"
 
@@ -111,3 +115,26 @@ rule lexicon_page:
         signed=config["dataset"]["signed_language"],
     script:
         "../scripts/lexicon_page.py"
+
+
+rule group_plots:
+    input:
+        instances=res("tables/instances.csv"),
+    output:
+        report(
+            res("report/groups.png"),
+            caption="../report/groups.rst",
+            category="Dataset",
+        ),
+    log:
+        res("logs/group_plots/group_plots.log"),
+    conda:
+        "../../envs/signpose.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        groups=GROUP_COLUMNS,
+    script:
+        "../scripts/group_plots.py"

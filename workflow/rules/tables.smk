@@ -7,6 +7,7 @@ rule tables:
     input:
         metadata=config["dataset"]["metadata"],
         qc=per_instance("qc/{video_id}.json", "all"),
+        variations=res("text/variations.json"),
     output:
         instances=report(
             res("tables/instances.csv"),
@@ -34,6 +35,7 @@ rule tables:
         runtime=30,
     params:
         dataset=config["dataset"],
+        groups=GROUP_COLUMNS,
         files={
             "features": str(rules.features.output.features),
             "pose": str(rules.pose.output.pose),

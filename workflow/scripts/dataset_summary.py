@@ -8,4 +8,5 @@ dataset_summary_job(
     snakemake.output[0],
     snakemake.params.name,
     snakemake.params.split_note,
+    snakemake.params.groups,
 )

@@ -10,4 +10,5 @@ lexicon_job(
     snakemake.params.kind,
     snakemake.params.spoken,
     snakemake.params.signed,
+    snakemake.params.variations,
 )

@@ -6,5 +6,7 @@ tables_job(
     snakemake.params.dataset,
     snakemake.input.qc,
     snakemake.params.files,
+    snakemake.input.variations,
+    snakemake.params.groups,
     dict(snakemake.output.items()),
 )
