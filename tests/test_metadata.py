@@ -300,7 +300,7 @@ def ghsl_csv(tmp_path, rows: list[str]) -> dict:
 def test_every_csv_column_travels_with_its_instance_under_a_meta_name(tmp_path):
     cfg = ghsl_csv(tmp_path, ['a.mp4,S1,"Hello, how are you?",greeting,NA',
                               "b.mp4,S2,$(rm -rf ~);`id`,null,../../etc/passwd"])  # fmt: skip
-    ds = metadata.load(cfg)
+    ds = load(cfg)
     assert dict(ds.instances["a"].extra) == {
         "meta_video_file": "a.mp4", "meta_sentence_id": "S1",
         "meta_sentence": "Hello, how are you?", "meta_category": "greeting", "meta_signer": "NA",
@@ -314,7 +314,7 @@ def test_the_tables_keep_every_metadata_column_as_text(tmp_path):
     from signpose import tables
 
     cfg = ghsl_csv(tmp_path, ["a.mp4,007,Hello,NA,s1", "b.mp4,8,Bye,,s2"])
-    df = tables.instances_table(metadata.load(cfg), [])
+    df = tables.instances_table(load(cfg), [], {})
     tables.write_csv(df, tmp_path / "instances.csv")
     back = tables.read_instances(tmp_path / "instances.csv").set_index("video_id")
     assert back.loc["a", "meta_sentence_id"] == "007"  # not the number 7
@@ -326,7 +326,7 @@ def test_the_tables_keep_every_metadata_column_as_text(tmp_path):
 
 def test_wlasl_fields_the_loader_does_not_use_are_kept(write_json):
     path = write_json(wlasl(with_(label_id="x", note={"a": [1, "é"]})))
-    inst = metadata.load({"metadata": str(path)}).instances["00001"]
+    inst = load({"metadata": str(path)}).instances["00001"]
     assert dict(inst.extra) == {"meta_instance_id": "0", "meta_source": "test",
                                 "meta_variation_id": "0", "meta_label_id": "x",
                                 "meta_note": '{"a": [1, "é"]}'}  # fmt: skip
@@ -336,10 +336,10 @@ def test_wlasl_fields_the_loader_does_not_use_are_kept(write_json):
 def test_a_label_id_makes_two_spellings_one_class(tmp_path):
     cfg = ghsl_csv(tmp_path, ["a.mp4,S1,Hello there,g,s1", "b.mp4,S1,hello there!,g,s2",
                               "c.mp4,S2,Hello there!,g,s3"])  # fmt: skip
-    plain = metadata.load(cfg)
+    plain = load(cfg)
     assert len({i.gloss for i in plain.instances.values()}) == 3
     cfg["csv"]["label_id_column"] = "sentence_id"
-    ds = metadata.load(cfg)
+    ds = load(cfg)
     glosses = [i.gloss for i in ds.instances.values()]
     assert glosses == ["Hello there", "Hello there", "Hello there!"]
     assert dict(ds.instances["b"].extra)["meta_sentence"] == "hello there!"  # spelling kept
@@ -357,7 +357,7 @@ def test_broken_csv_rows_are_named(tmp_path, rows, problem):
     cfg = ghsl_csv(tmp_path, rows)
     cfg["csv"]["label_id_column"] = "sentence_id"
     with pytest.raises(MetadataError, match=problem):
-        metadata.load(cfg)
+        load(cfg)
 
 
 def test_a_column_named_twice_is_refused_and_an_unnamed_one_numbered(tmp_path):
@@ -365,19 +365,19 @@ def test_a_column_named_twice_is_refused_and_an_unnamed_one_numbered(tmp_path):
     path.write_text("video_file,gloss,note,note\na.mp4,hi,1,2\n")
     cfg = {"metadata": str(path), "format": "csv", "allow_local_files": True}
     with pytest.raises(MetadataError, match="column 'note' appears twice in the header"):
-        metadata.load(cfg)
+        load(cfg)
     path.write_text("video_file,gloss,\na.mp4,hi,\n")  # a trailing comma from a spreadsheet
-    assert dict(metadata.load(cfg).instances["a"].extra)["meta_column_3"] == ""
+    assert dict(load(cfg).instances["a"].extra)["meta_column_3"] == ""
 
 
 def test_report_groups_name_metadata_columns_by_their_own_names(tmp_path, write_json):
-    ds = metadata.load(ghsl_csv(tmp_path, ["a.mp4,S1,Hello,g,s1"]))
+    ds = load(ghsl_csv(tmp_path, ["a.mp4,S1,Hello,g,s1"]))
     got = metadata.group_columns(ds, ["category", "split", "meta_signer"])
     assert got == ["meta_category", "split", "meta_signer"]
     with pytest.raises(MetadataError, match=r"^report.group_by: no column 'categry' in the meta"):
         metadata.group_columns(ds, ["categry"])
     # WLASL instances need not share their fields
     other = with_(video_id="00002", extra_field="x")
-    wl = metadata.load({"metadata": str(write_json(wlasl(GOOD, other)))})
+    wl = load({"metadata": str(write_json(wlasl(GOOD, other)))})
     assert metadata.group_columns(wl, ["extra_field", "source"]) == [
         "meta_extra_field", "meta_source"]  # fmt: skip

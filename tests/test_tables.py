@@ -24,7 +24,10 @@ def test_the_instance_table_names_each_instances_files_relative_to_itself(tmp_pa
            for name in ("instances", "failures", "funnel", "columns")}  # fmt: skip
     files = {"features": f"{results}/features/{{video_id}}.npy",
              "pose": f"{results}/poses/{{video_id}}.pose"}  # fmt: skip
-    aggregates.tables_job(with_defaults(DEMO, section="dataset"), [str(qc)], files, out)
+    variations = tmp_path / "variations.json"  # provider none: every label its own phrasing
+    variations.write_text(json.dumps({"variations": {}, "failed": {}}))
+    dataset = with_defaults(DEMO, section="dataset")
+    aggregates.tables_job(dataset, [str(qc)], files, str(variations), [], out)
 
     written = pd.read_csv(out["instances"], dtype=str).set_index("video_id")
     assert written.loc[first, "features_file"] == f"../features/{first}.npy"  # movable

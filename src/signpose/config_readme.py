@@ -47,6 +47,8 @@ def _allowed(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return ", ".join(_code(v) for v in prop["enum"])
     parts = [f"{sign} {prop[key]}" for key, sign in BOUNDS.items() if key in prop]
+    if "minLength" in prop:
+        parts.append(f"at least {prop['minLength']} characters")
     if "pattern" in prop:
         parts.append(f"matches `{prop['pattern']}`")
     return ", ".join(parts)
