@@ -15,7 +15,7 @@ from signpose.config_readme import BLOCK, README_PATH, render
 # unquoted comma in a flow mapping makes a new key of the rest of a description).
 KEYWORDS = {"type", "default", "description", "enum", "pattern", "properties", "required",
             "additionalProperties", "items", "minimum", "maximum", "exclusiveMinimum",
-            "exclusiveMaximum", "minLength"}  # fmt: skip
+            "exclusiveMaximum", "minLength", "maxItems", "uniqueItems"}  # fmt: skip
 
 
 def keys(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any], bool]]:

@@ -47,6 +47,10 @@ def _allowed(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return ", ".join(_code(v) for v in prop["enum"])
     parts = [f"{sign} {prop[key]}" for key, sign in BOUNDS.items() if key in prop]
+    if "maxItems" in prop:
+        parts.append(f"at most {prop['maxItems']} items")
+    if prop.get("uniqueItems"):
+        parts.append("no repeats")
     if "minLength" in prop:
         parts.append(f"at least {prop['minLength']} characters")
     if "pattern" in prop:
