@@ -517,7 +517,7 @@ def test_a_local_video_that_is_not_a_file_is_named(tmp_path, make, kind):
     local.mkdir()
     make(local / "a.mp4")
     target = tmp_path / "sources" / "a.mp4"
-    opts = DownloadOptions(allow_local_files=True, local_root=local)
+    opts = DownloadOptions.from_config({}, allow_local_files=True, local_root=local)
     outcome = fetch_source("a.mp4", target, opts, logging.getLogger("test"))
     assert (outcome.status, outcome.reason) == ("dead", "local_not_a_file")
     assert tombstone.read(target).detail == f"{local / 'a.mp4'}: {kind}, not a video file"
