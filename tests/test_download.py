@@ -504,12 +504,12 @@ def test_bad_config_is_rejected_by_name(config: dict[str, object], named: str) -
         ("[youtube] abc: Video unavailable", "unavailable"),
         (
             "[youtube] abc: Video unavailable. This video has been removed by the uploader",
-            "unavailable",
+            "removed",
         ),
         (
             "[youtube] abc: Video unavailable. This video is no longer available because the "
             "YouTube account associated with this video has been terminated.",
-            "unavailable",
+            "removed",
         ),
         (
             "[youtube] abc: Private video. Sign in if you've been granted access to this video. "

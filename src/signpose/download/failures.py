@@ -108,6 +108,9 @@ _MESSAGE_RULES: list[tuple[re.Pattern[str], str]] = [
         (r"members.only|join this channel", "members_only"),
         (r"your (?:country|location)|geo.?restrict", "geo_blocked"),
         (r"copyright", "copyright"),
+        # removed by its uploader, or its account closed: gone for good, unlike a video that is
+        # unavailable for no stated reason
+        (r"has been removed|account associated with this video has been terminated", "removed"),
         (r"unsupported url", "not_video"),
         (r"did not get any data blocks", "empty"),
         (
