@@ -820,6 +820,30 @@ def test_an_incomplete_source_ends_as_an_incomplete_tombstone(
     assert tombstone.read(target).reason == "incomplete"
 
 
+def test_the_bot_check_waits_long_says_how_to_pass_and_leaves_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from signpose.download import job
+    from signpose.download.failures import classify
+
+    message = "ERROR: [youtube] abc: Sign in to confirm you\u2019re not a bot. Use --cookies"
+
+    def bot_check(url: str, *args: object, **kwargs: object) -> None:
+        raise classify(RuntimeError(message), url, lambda text: text)
+
+    monkeypatch.setattr(job, "fetch_source", bot_check)
+    caplog.set_level(logging.INFO, logger="signpose")
+    url = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    target = target_for(tmp_path, url)
+    config = job_config(tmp_path, bot_check_backoff_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(download.TransientDownloadError, match="not a bot"):
+        job.download_job(url, str(target), config, 1, None)  # not the last attempt
+    assert time.monotonic() - started >= 0.5  # the long back-off, before Snakemake's retry
+    assert "set download.cookies_file to a cookies.txt" in caplog.text
+    assert_nothing_left(target)
+
+
 def test_no_dns_fails_every_attempt_and_never_buries_the_source(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
