@@ -96,30 +96,37 @@ def make_provider(cfg: Mapping[str, Any]) -> Provider:
     return OpenAIProvider(cfg)
 
 
-class GeminiProvider:
-    def __init__(self, cfg: Mapping[str, Any]) -> None:
-        from google.genai import types
+class SDKClients:
+    """One SDK client per API key, made on first use, shared by the request threads."""
 
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.cfg = cfg
-        self.types = types
         self.clients: dict[str, Any] = {}
         self.lock = threading.Lock()
 
     def client(self, key: str):
-        from google import genai
-
         with self.lock:
             if key not in self.clients:
-                options = self.types.HttpOptions(
-                    base_url=self.cfg["base_url"], timeout=int(self.cfg["timeout_s"] * 1000)
-                )
-                self.clients[key] = genai.Client(api_key=key, http_options=options)
+                self.clients[key] = self.make_client(key)
             return self.clients[key]
 
-    def complete(self, prompt: str, key: str) -> str:
-        from google.genai import errors
+    def make_client(self, key: str) -> Any:
+        raise NotImplementedError
 
-        config = self.types.GenerateContentConfig(temperature=self.cfg["temperature"])
+
+class GeminiProvider(SDKClients):
+    def make_client(self, key: str) -> Any:
+        from google import genai
+        from google.genai import types
+
+        timeout_ms = int(self.cfg["timeout_s"] * 1000)
+        options = types.HttpOptions(base_url=self.cfg["base_url"], timeout=timeout_ms)
+        return genai.Client(api_key=key, http_options=options)
+
+    def complete(self, prompt: str, key: str) -> str:
+        from google.genai import errors, types
+
+        config = types.GenerateContentConfig(temperature=self.cfg["temperature"])
         try:
             response = self.client(key).models.generate_content(
                 model=self.cfg["model"], contents=prompt, config=config
@@ -133,25 +140,13 @@ class GeminiProvider:
         return response.text or ""
 
 
-class OpenAIProvider:
-    def __init__(self, cfg: Mapping[str, Any]) -> None:
-        self.cfg = cfg
-        self.clients: dict[str, Any] = {}
-        self.lock = threading.Lock()
-
-    def client(self, key: str):
+class OpenAIProvider(SDKClients):
+    def make_client(self, key: str) -> Any:
         import openai
 
-        with self.lock:
-            if key not in self.clients:
-                # retries are ours: key rotation and one back-off policy for every provider
-                self.clients[key] = openai.OpenAI(
-                    api_key=key,
-                    base_url=self.cfg["base_url"],
-                    timeout=self.cfg["timeout_s"],
-                    max_retries=0,
-                )
-            return self.clients[key]
+        # retries are ours: key rotation and one back-off policy for every provider
+        return openai.OpenAI(api_key=key, base_url=self.cfg["base_url"],
+                             timeout=self.cfg["timeout_s"], max_retries=0)  # fmt: skip
 
     def complete(self, prompt: str, key: str) -> str:
         import openai
