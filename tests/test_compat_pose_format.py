@@ -47,3 +47,35 @@ def test_a_frame_converts_to_576_points_in_holistic_order():
     assert conf[right].all() and conf.sum() == 21, f"{PIN} changed the component order"
     # x, y in pixels; z as MediaPipe gives it (signpose.features scales it by the width)
     np.testing.assert_allclose(data[right][0], [50, 25, 0.5], err_msg=PIN)
+
+
+def holistic_pose_bytes(width: int, height: int) -> bytes:
+    from pose_format import Pose
+
+    from signpose.holistic import holistic_header
+    from signpose.posefile import empty_body, pose_bytes
+
+    header = holistic_header(width, height, 0)
+    return pose_bytes(Pose(header, empty_body(header)))
+
+
+def test_pose_read_shares_one_header_between_equal_files():
+    """Why read_pose_bytes exists: if this fails, pose-format dropped its header cache."""
+    from pose_format import Pose
+    from pose_format.pose_header import PoseHeaderCache
+
+    data = holistic_pose_bytes(540, 720)
+    assert Pose.read(data).header is Pose.read(data).header, f"{PIN} no longer caches headers"
+    assert callable(PoseHeaderCache.clear_cache), f"{PIN} changed PoseHeaderCache"
+
+
+def test_a_header_changed_in_place_does_not_reach_the_next_read():
+    from pose_format.utils.generic import normalize_pose_size
+
+    data = holistic_pose_bytes(540, 720)
+    first = pf_compat.read_pose_bytes(data)
+    normalize_pose_size(first)  # what pose-anonymization's remove_appearance ends with
+    assert first.header.dimensions.width == 512
+    second = pf_compat.read_pose_bytes(data)
+    assert second.header is not first.header
+    assert (second.header.dimensions.width, second.header.dimensions.height) == (540, 720)

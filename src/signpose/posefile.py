@@ -27,12 +27,12 @@ def read_pose(path: str | os.PathLike) -> Pose:
     pose-format's own errors for a cut-off file are a TypeError or struct.error about buffer
     sizes; a 20,000-file run needs the file's name and what to do instead.
     """
-    from pose_format import Pose
+    from signpose.compat.pose_format import read_pose_bytes
 
     with open(path, "rb") as f:
         data = f.read()
     try:
-        pose = Pose.read(data)
+        pose = read_pose_bytes(data)
     except Exception as e:  # noqa: BLE001 - any parse failure means the same thing here
         raise PoseFileError(
             f"{path}: not a complete pose-format file ({type(e).__name__}: {e}); "

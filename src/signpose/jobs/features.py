@@ -72,11 +72,11 @@ def features_job(pose_path: str, target: str, qc_path: str, clean_path: str, vid
 def raw_header(path: str | os.PathLike):
     """The header of a raw pose tombstone; an old-form one (a bare JSON document) has none, and
     the default Holistic header stands in for it."""
-    from pose_format import Pose
+    from signpose.compat.pose_format import read_pose_bytes
 
     with open(path, "rb") as f:
         data = f.read() if not tombstone.is_legacy(path) else tombstone.empty_holistic_pose()
-    return Pose.read(data).header
+    return read_pose_bytes(data).header
 
 
 def empty_clean_pose(header, opts) -> bytes:
