@@ -108,10 +108,12 @@ def workflow_options(config: Mapping[str, Any]) -> DownloadOptions:
 NORMALISE_MIN = 10
 
 
-def job_minutes(section: Mapping[str, Any], attempt: int) -> int:
-    """The time limit of download attempt `attempt` (1-based), in minutes: the wait before it,
-    its deadline and a bot-check back-off, plus normalising; so that a job is bounded wherever
-    it runs (a SLURM job's time limit is its `runtime`)."""
-    wait = section["backoff_s"] * 2 ** (attempt - 2) if attempt > 1 else 0
+def job_minutes(section: Mapping[str, Any]) -> int:
+    """The time limit of every download attempt, in minutes: the longest wait before one (the
+    last retry's), its deadline and a bot-check back-off, plus normalising; so that a job is
+    bounded wherever it runs (a SLURM job's time limit is its `runtime`). One figure for every
+    attempt, not one per attempt: a per-job function costs planning time at every source."""
+    retries = section["retries"]
+    wait = section["backoff_s"] * 2 ** (retries - 1) if retries else 0
     seconds = wait + section["deadline_s"] + section["bot_check_backoff_s"]
     return math.ceil(seconds / 60) + NORMALISE_MIN

@@ -1,4 +1,5 @@
-"""The per-instance jobs, one module per rule (`jobs.pose`, `jobs.features`), and their runner.
+"""The per-source and per-instance jobs, one module per rule (`jobs.download`, `jobs.pose`,
+`jobs.features`), and their runner.
 
 A per-instance rule runs `instance_job <job> --log LOG --name value ...` (workflow/rules);
 `run_command` receives that argv in a fork-server worker (signpose.forkserver) or in the
@@ -18,7 +19,9 @@ from pathlib import Path
 
 log = logging.getLogger("signpose")
 
-JOBS = ("pose", "features")
+JOBS = ("download", "pose", "features")
+# Jobs a warm fork-server worker runs; a download waits on the network, not on its imports.
+WARM_JOBS = ("pose", "features")
 
 
 def setup_logging(log_path: str | os.PathLike) -> None:
