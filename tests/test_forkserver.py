@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SHARED, needs, wait_for
+from conftest import ROOT, VIDEO, wait_for
 from signpose.config import with_defaults
 
-VIDEO = SHARED / "media" / "pose_test_video.mp4"
 INSTANCE = ROOT / "workflow" / "scripts" / "instance.py"
 WHOLE = json.dumps({"start_s": 0.0, "end_s": None, "bbox": None})
 FEATURES = json.dumps(with_defaults({}, "features"))
@@ -82,7 +81,6 @@ def children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-@needs(VIDEO)
 def test_forked_jobs_write_what_a_cold_process_writes_and_share_one_server(tmp_path):
     """One worker runs all four jobs, its MediaPipe graphs reset between them, not rebuilt."""
     refined = {"refine_face_landmarks": True}
@@ -119,7 +117,6 @@ def test_a_failing_job_fails_alike_with_its_traceback_in_its_log(tmp_path):
     assert codes == {"cold": 1, "warm": 1}
 
 
-@needs(VIDEO)
 def test_a_job_whose_client_is_killed_dies_with_it(tmp_path):
     from signpose.video import ffmpeg_exe
 
@@ -188,7 +185,6 @@ def rss_mb(pid: int) -> float:
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
 
 
-@needs(VIDEO)
 def test_an_idle_worker_gives_its_memory_back_and_the_server_stays(tmp_path):
     """A worker with nothing to do (the run trains or writes its report) exits after a few
     seconds; the warm server stays for the next pose job."""

@@ -28,7 +28,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 from test_clips import BITS, CELL, draw_index, indices, read_index, write_video
 
-from conftest import ROOT, SHARED, needs, wait_for
+from conftest import ROOT, VIDEO, wait_for
 from signpose import metadata, tombstone, video
 from signpose.clips import ClipOptions, make_clip
 from signpose.config import with_defaults
@@ -38,7 +38,6 @@ from signpose.jobs.pose import clip_job, pose_job
 from signpose.paths import ResultsRootError, check_results_root
 from signpose.posefile import read_pose
 
-VIDEO = SHARED / "media" / "pose_test_video.mp4"  # 58 frames of one signer, 540x720 at 25 fps
 FEATURES = with_defaults({}, "features")
 WHOLE = {"start_s": 0.0, "end_s": None, "bbox": None}
 
@@ -118,7 +117,6 @@ def test_a_truncated_streamable_mp4_gives_its_decodable_frames(tmp_path):
     assert result.info.frames == len(got)
 
 
-@needs(VIDEO)
 def test_a_one_frame_video_goes_through_every_stage(tmp_path):
     source = tmp_path / "one.mp4"
     ffmpeg("-ss", "1", "-i", str(VIDEO), "-frames:v", "1", str(source))
@@ -348,7 +346,6 @@ def assert_complete(job: str, out: Path) -> None:
         assert files_in(out) == ["features/x.npy", "poses_clean/x.pose", "qc/x.json"]
 
 
-@needs(VIDEO)
 @pytest.mark.parametrize("job", list(JOBS))
 @pytest.mark.parametrize("mechanism", ["tmpfs", "rlimit_fsize"])
 def test_a_full_disk_fails_cleanly_and_the_rerun_completes(tmp_path, job_inputs, job, mechanism):
@@ -387,7 +384,6 @@ def kill_9(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-@needs(VIDEO)
 def test_a_pose_job_killed_halfway_leaves_nothing_and_reruns(tmp_path):
     target = tmp_path / "poses" / "x.pose"
     code = "from signpose.jobs.pose import pose_job; "

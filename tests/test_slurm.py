@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import DEMO_JSON, ROOT
+from conftest import DEMO_JSON, ROOT, missing
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def cluster(tmp_path_factory) -> Path:
     """A running single-node cluster; yields the directory with its config and logs."""
     reason = missing_slurm()
     if reason:
-        pytest.skip(reason)
+        missing(reason)
     state = tmp_path_factory.mktemp("slurm-cluster")
     try:
         subprocess.run([str(CLUSTER), "up", str(state)], check=True, timeout=120)
