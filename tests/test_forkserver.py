@@ -33,9 +33,8 @@ def own_tmpdir(monkeypatch, tmp_path):
     folder = Path(tempfile.mkdtemp(prefix="sp-", dir="/tmp"))
     monkeypatch.setenv("TMPDIR", str(folder))
     yield folder
-    for pid in server_pids():
-        if alive(pid):
-            os.kill(pid, signal.SIGTERM)
+    for pid in live_servers():  # every one, not only the one its log names
+        os.kill(pid, signal.SIGTERM)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -68,6 +67,38 @@ def server_pids() -> list[int]:
     """The pid in each server log under the test's TMPDIR (one log per socket)."""
     logs = Path(os.environ["TMPDIR"]).glob("signpose-*/*.log")
     return [int(re.search(r"fork server (\d+) listening", p.read_text()).group(1)) for p in logs]
+
+
+def live_servers() -> list[int]:
+    """Every fork server running for this test's TMPDIR, found by its command line in /proc
+    (`python -m signpose.forkserver <socket under TMPDIR>`), whatever its log says. Its
+    workers are forks with the same command line: those whose parent is one are left out."""
+    folder = os.fsencode(os.environ["TMPDIR"]) + b"/"
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue  # not a process, or gone
+        ours = b"signpose.forkserver" in args and any(a.startswith(folder) for a in args)
+        if ours and alive(int(proc.name)):
+            found[int(proc.name)] = parent
+    return sorted(pid for pid, parent in found.items() if parent not in found)
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def job_process(log: Path) -> tuple[int, int]:
+    """The process that ran a job and its parent, as the job's log records them."""
+    found = re.search(r" job in process (\d+) \(parent (\d+)\)", log.read_text())
+    assert found, f"{log} does not say which process ran the job"
+    return int(found.group(1)), int(found.group(2))
 
 
 def alive(pid: int) -> bool:
@@ -106,32 +137,48 @@ def test_forked_jobs_write_what_a_cold_process_writes_and_share_one_server(tmp_p
 
 def test_a_failing_job_fails_alike_with_its_traceback_in_its_log(tmp_path):
     (tmp_path / "bad.pose").write_bytes(b"not a pose file")
-    codes = {}
+    codes, ran_in = {}, {}
     for name, server in (("cold", False), ("warm", True)):
         args = features_args(name, "bad.pose")
-        code, _ = finished(instance_job(tmp_path, *args, server=server))
+        client = instance_job(tmp_path, *args, server=server)
+        code, err = finished(client)
         codes[name] = code
         log = (tmp_path / f"{name}.log").read_text()
-        assert "Traceback" in log and "bad.pose" in log
+        assert "Traceback" in log and "bad.pose" in log and "no fork server" not in err
         assert not (tmp_path / f"{name}.npy").exists()
+        ran_in[name] = (client.pid, *job_process(tmp_path / f"{name}.log"))
     assert codes == {"cold": 1, "warm": 1}
+    client, pid, _ = ran_in["cold"]
+    assert pid == client  # without the server: the job's own process
+    client, pid, parent = ran_in["warm"]
+    (server,) = live_servers()
+    # with it: a worker the server forked, still there for the next job
+    assert pid != client and parent == server and children(server) == [pid]
+
+
+def encoders(server: int) -> list[int]:
+    """The ffmpeg processes the server's workers started."""
+    return [c for w in children(server) for c in children(w) if "ffmpeg" in cmdline(c)[0]]
 
 
 def test_a_job_whose_client_is_killed_dies_with_it(tmp_path):
     from signpose.video import ffmpeg_exe
 
-    long = tmp_path / "long.mp4"  # about 20 s of pose work
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-stream_loop", "14", "-i", str(VIDEO),
+    long = tmp_path / "long.mp4"  # 464 frames: minutes of a veryslow encode
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-stream_loop", "7", "-i", str(VIDEO),
                     "-c", "copy", str(long)], check=True)  # fmt: skip
-    client = instance_job(tmp_path, *pose_args("x", long))
-    wait_for(lambda: (tmp_path / "x.mp4").exists(), client)  # the clip is cut: poses are next
-    (pid,) = server_pids()
-    assert len(children(pid)) == 1
-    client.kill()
+    args = pose_args("x", long)
+    args[-1] = json.dumps({"clip": {"preset": "veryslow"}, "pose": {}})
+    client = instance_job(tmp_path, *args)
+    wait_for(lambda: live_servers() and encoders(live_servers()[0]), client, timeout_s=120)
+    (server,) = live_servers()
+    (worker,) = children(server)
+    (encoder,) = encoders(server)
+    client.kill()  # mid-encode: Snakemake cancels the job
     client.wait()
-    wait_for(lambda: children(pid) == [], None, timeout_s=5)
-    assert not (tmp_path / "x.pose").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".x.")]  # no temp file
+    wait_for(lambda: not alive(encoder) and not alive(worker), None, timeout_s=5)
+    assert children(server) == []
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.pose").exists()
 
 
 def test_concurrent_first_jobs_start_one_server(tmp_path):
@@ -139,7 +186,10 @@ def test_concurrent_first_jobs_start_one_server(tmp_path):
     for client in clients:
         code, err = finished(client)
         assert code == 1 and "no fork server" not in err
-    assert len(server_pids()) == 1
+    # counted in /proc: servers that each overwrote the one log would all be there
+    assert len(live_servers()) == 1 and server_pids() == live_servers()
+    (server,) = live_servers()
+    assert {job_process(tmp_path / f"{i}.log")[1] for i in range(4)} == {server}
 
 
 def test_a_changed_source_file_retires_the_server(tmp_path):
