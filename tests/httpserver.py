@@ -279,7 +279,7 @@ ROUTES: dict[str, Route] = {
     "/huge-nolength.mp4": _huge(with_length=False),
     # aslpro serves Flash only to visitors that come from its own pages
     "/aslpro/sign.swf": _needs_header("Referer", "aslpro", "swf", "application/x-shockwave-flash"),
-    "/cookie.mp4": _needs_header("Cookie", "sp_test=yes", "mp4", "video/mp4"),
+    "/cookie.mp4": _needs_header("Cookie", "sp_test=SECRET-value-4b1e", "mp4", "video/mp4"),
 }
 
 

@@ -390,7 +390,8 @@ def test_cookies_are_sent_but_never_shown(
     jar = tmp_path / "SECRET-jar" / "cookies.txt"
     jar.parent.mkdir()
     jar.write_text(
-        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t2147483647\tsp_test\tyes\n"
+        "# Netscape HTTP Cookie File\n"
+        "127.0.0.1\tFALSE\t/\tFALSE\t2147483647\tsp_test\tSECRET-value-4b1e\n"
     )
     before = jar.read_bytes()
     opts = options(cookies_file=jar)
@@ -400,7 +401,7 @@ def test_cookies_are_sent_but_never_shown(
     assert dead.reason == "http_404"
     assert jar.read_bytes() == before  # yt-dlp saves its jar on close: never onto ours
     shown = caplog.text + tomb.read_bytes().decode("utf-8", "replace") + json.dumps(dead.__dict__)
-    assert "SECRET" not in shown and caplog.text
+    assert "SECRET" not in shown and caplog.text  # neither the jar's path nor its value
 
 
 def test_missing_cookies_file_is_a_config_error(server: MisbehavingServer, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, VIDEO, wait_for
+from conftest import ROOT, VIDEO, missing, wait_for
 from signpose.config import with_defaults
 
 INSTANCE = ROOT / "workflow" / "scripts" / "instance.py"
@@ -228,6 +228,49 @@ def test_without_a_private_socket_folder_the_job_runs_in_its_own_process(tmp_pat
     assert "no fork server" in err and "running the job in this process" in err
     assert "missing.pose" in (tmp_path / "a.log").read_text()
     assert not server_pids()
+
+
+ANOTHER_USER = """
+import json, os, socket, sys
+from signpose.forkserver import receive_answer, send_request
+os.setgroups([]); os.setgid(65534); os.setuid(65534)  # nobody
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+sock.connect(sys.argv[1])
+send_request(sock, json.loads(sys.argv[2]), [0, 1, 2])
+print(json.dumps(receive_answer(sock)))
+"""
+
+
+def test_the_server_serves_only_its_own_user(tmp_path):
+    """The private folder keeps other users from the socket; were they let in (a folder
+    opened by hand), the server still drops their requests by their uid (SO_PEERCRED)."""
+    if os.geteuid() != 0:
+        missing("acting as another user needs root")
+    folder = Path(tempfile.mkdtemp(prefix="sp-open-", dir="/tmp"))  # TMPDIR is 0700
+    folder.chmod(0o777)
+    sock, log = folder / "s.sock", tmp_path / "server.log"
+    with open(log, "w") as err:
+        server = subprocess.Popen([sys.executable, "-m", "signpose.forkserver", str(sock)],
+                                  stderr=err, preexec_fn=lambda: os.umask(0))  # fmt: skip
+    try:
+        wait_for(lambda: "listening" in log.read_text(), server, timeout_s=120)
+
+        def ask(name: str, as_nobody: bool) -> dict:
+            code = ANOTHER_USER if as_nobody else ANOTHER_USER.replace("os.set", "# os.set")
+            argv = json.dumps(features_args(name))
+            run = subprocess.run([sys.executable, "-c", code, str(sock), argv], cwd=tmp_path,
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+            return json.loads(run.stdout)
+
+        assert ask("theirs", as_nobody=True) == {}  # dropped without an answer
+        assert "refused a request: a request needs three streams from this user" in log.read_text()
+        assert children(server.pid) == [] and not (tmp_path / "theirs.log").exists()
+        assert ask("ours", as_nobody=False) == {"exit": 1}  # served: missing.pose is named
+        assert "missing.pose" in (tmp_path / "ours.log").read_text()
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(folder)
 
 
 def rss_mb(pid: int) -> float:

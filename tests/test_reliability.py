@@ -70,6 +70,10 @@ def text_named_mp4(path: Path) -> None:
     path.write_text("<html><body>This video is no longer available</body></html>\n" * 50)
 
 
+def noise_named_mp4(path: Path) -> None:
+    path.write_bytes(np.random.default_rng(0).bytes(200_000))
+
+
 def truncated_moov_at_end(path: Path) -> None:
     data = write_video(path, 25, 90).read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -79,7 +83,9 @@ def audio_only(path: Path) -> None:
     ffmpeg("-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac", str(path))
 
 
-@pytest.mark.parametrize("make", [zero_byte, text_named_mp4, truncated_moov_at_end, audio_only])
+@pytest.mark.parametrize(
+    "make", [zero_byte, text_named_mp4, noise_named_mp4, truncated_moov_at_end, audio_only]
+)
 def test_unusable_sources_become_named_tombstones(tmp_path, make):
     source = tmp_path / "source.mp4"
     make(source)

@@ -65,23 +65,37 @@ def test_config_errors_name_the_key(tmp_path):
     assert proc.returncode != 0 and "no_such_key" in proc.stdout + proc.stderr
 
 
-def test_bad_metadata_stops_the_run_at_start_with_one_line(tmp_path):
+BAD_RECORD = {"bbox": [0, 0, 9, 9], "fps": 25, "frame_start": 1, "frame_end": -1,
+              "split": "train", "url": "https://example.org/a.mp4", "video_id": "../x"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "content, dataset, message",
+    [
+        (b"[{not json", {}, "{path}: invalid JSON at line 1 column 3"),
+        (None, {}, "{path}: metadata file not found"),
+        (b'[{"gloss": "a", "instances": []}, {"gloss": "b", "instances": [{}]}]', {"subset": 1},
+         "{path}: no instances"),
+        (json.dumps([{"gloss": "a", "instances": [BAD_RECORD]}]).encode(), {},
+         "{path}: entry 0 (gloss 'a') instance 0: field 'video_id'"),
+        (b"[]", {"format": "xml"}, "'xml' is not one of ['wlasl', 'csv']"),
+    ],
+    ids=["invalid_json", "not_found", "no_instances", "bad_field", "unknown_format"],
+)  # fmt: skip
+def test_bad_metadata_stops_the_run_at_start_with_one_line(tmp_path, content, dataset, message):
+    """The README's command on bad metadata: one line naming the file, and no job starts."""
     bad = tmp_path / "bad.json"
-    record = {
-        "bbox": [0, 0, 9, 9],
-        "fps": 25,
-        "frame_start": 1,
-        "frame_end": -1,
-        "split": "train",
-        "url": "https://example.org/a.mp4",
-        "video_id": "../x",
-    }
-    bad.write_text(json.dumps([{"gloss": "a", "instances": [record]}]))
-    proc = snakemake("-n", "--config", f"dataset={{'name': 'bad', 'metadata': '{bad}'}}",
-                     check=False)  # fmt: skip
+    if content is not None:
+        bad.write_bytes(content)
+    results = tmp_path / "results"
+    overlay = tmp_path / "overlay.json"
+    dataset = {"name": "bad", "metadata": str(bad), **dataset}
+    overlay.write_text(json.dumps({"dataset": dataset, "results_dir": str(results)}))
+    proc = snakemake("--cores", "1", "--configfile", str(overlay), check=False)
     assert proc.returncode != 0
     lines = (proc.stdout + proc.stderr).splitlines()
-    assert any(str(bad) in line and "field 'video_id'" in line for line in lines)
+    assert [line for line in lines if message.format(path=bad) in line], lines[-10:]
+    assert not results.exists()  # stopped before any job
 
 
 @pytest.fixture(scope="module")
