@@ -14,6 +14,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -182,6 +183,21 @@ def test_other_containers_end_as_h264_mp4(
         assert f.read(12)[4:8] == b"ftyp"
 
 
+def test_h264_that_cannot_be_copied_into_mp4_is_encoded_again(
+    server: MisbehavingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback for h264 in a container that does not carry cleanly into mp4: ffmpeg's
+    copy fails (here made to, with a bitstream filter that does not exist), so the stream is
+    decoded and encoded again."""
+    from signpose.download import media
+
+    monkeypatch.setattr(media, "_REMUX", [*media._REMUX, "-bsf:v", "no_such_filter"])
+    outcome, target = fetch(server.url("/clip.mov"), tmp_path)
+    assert_video(outcome, target)
+    # x264 writes its settings into the stream: the source's crf 23, signpose's encode crf 18
+    assert b"crf=23.0" in server.media.mov and b"crf=18.0" in target.read_bytes()
+
+
 def test_aslpro_swf_gets_configured_referer_and_is_transcoded(
     server: MisbehavingServer, tmp_path: Path
 ) -> None:
@@ -337,7 +353,9 @@ def test_a_gone_domain_is_dead_when_dns_works(
 # private hosts and local files
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "10.1.2.3", "169.254.169.254"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "[::1]", "[::ffff:127.0.0.1]", "10.1.2.3", "169.254.169.254"]
+)
 def test_private_hosts_are_refused_by_default(
     server: MisbehavingServer, tmp_path: Path, host: str
 ) -> None:
@@ -381,6 +399,39 @@ def test_local_file_over_the_size_cap(media_dir: Path, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # cookies, politeness
+
+
+@pytest.fixture(scope="module")
+def tls_server(media_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The loopback server behind HTTPS with a self-signed certificate (no CA vouches for it)."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv = MisbehavingServer(Media(mp4=(media_dir / "clip.mp4").read_bytes()))
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    with srv:
+        yield srv
+
+
+def test_a_certificate_that_does_not_verify_is_a_tls_error_tombstone(
+    tls_server: MisbehavingServer, tmp_path: Path
+) -> None:
+    url = tls_server.url("/video.mp4").replace("http://", "https://")
+    outcome, target = fetch(url, tmp_path)
+    assert_dead(outcome, target, "tls_error")  # a wrong certificate does not fix itself
+    assert "certificate" in outcome.detail.lower()
+    assert not tls_server.media.seen  # no request was sent over the unverified connection
+
+
+def test_https_to_a_server_that_does_not_speak_tls_is_transient(
+    server: MisbehavingServer, tmp_path: Path
+) -> None:
+    assert_transient(server.url("/video.mp4").replace("http://", "https://"), tmp_path)
 
 
 def test_cookies_are_sent_but_never_shown(

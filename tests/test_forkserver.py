@@ -192,6 +192,22 @@ def test_concurrent_first_jobs_start_one_server(tmp_path):
     assert {job_process(tmp_path / f"{i}.log")[1] for i in range(4)} == {server}
 
 
+def test_a_worker_retires_after_its_job_limit(tmp_path):
+    """After SIGNPOSE_FORKSERVER_JOBS_PER_WORKER jobs (200 by default) a worker exits and the
+    next job gets a fresh one from the same server."""
+    limit = {"SIGNPOSE_FORKSERVER_JOBS_PER_WORKER": "2"}
+    ran_in = []
+    for i in range(3):
+        code, err = finished(instance_job(tmp_path, *features_args(str(i)), **limit))
+        assert code == 1 and "no fork server" not in err
+        ran_in.append(job_process(tmp_path / f"{i}.log"))
+    (server,) = live_servers()
+    first, _, third = (pid for pid, _ in ran_in)
+    assert ran_in[1] == (first, server) and third != first and ran_in[2][1] == server
+    wait_for(lambda: not alive(first), None, timeout_s=5)  # the retired worker is gone
+    assert children(server) == [third]
+
+
 def test_a_changed_source_file_retires_the_server(tmp_path):
     """An edited checkout must not be served by code imported before the edit."""
     args = features_args("a")

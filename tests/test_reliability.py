@@ -168,20 +168,36 @@ def _field(text: str, key: str) -> Iterator[str]:
             yield line.split(key, 1)[1].split()[0]
 
 
-def test_variable_frame_rate_is_trimmed_by_timestamps(tmp_path):
-    # 30 frames at 25 fps (0 to 1.16 s), then 30 frames 0.2 s apart (1.2 to 7 s)
-    source = tmp_path / "vfr.mp4"
+def vfr_source(path: Path) -> Path:
+    """30 frames at 25 fps (0 to 1.16 s), then 30 frames 0.2 s apart (1.2 to 7 s)."""
     times = "if(lt(N,30),N,30+(N-30)*5)"  # in units of the input's time base, 1/25 s
     ffmpeg("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{BITS * CELL}x{2 * CELL}", "-r", "25",
            "-i", "-", "-vf", f"setpts='{times}'", "-fps_mode", "vfr", "-c:v", "libx264",
-           "-pix_fmt", "yuv420p", str(source),
+           "-pix_fmt", "yuv420p", str(path),
            stdin=b"".join(draw_index(i).tobytes() for i in range(60)))  # fmt: skip
+    return path
+
+
+def test_variable_frame_rate_is_trimmed_by_timestamps(tmp_path):
+    source = vfr_source(tmp_path / "vfr.mp4")
     clip = tmp_path / "clip.mp4"
     make_clip(source, clip, 1.0, 2.0, None, ClipOptions(crop="off"))
     # frames 25-29 (1.00-1.16 s) and 30-33 (1.2, 1.4, 1.6, 1.8 s): by time, not by count
     assert indices(clip) == list(range(25, 34))
     expected = [0, 0.04, 0.08, 0.12, 0.16, 0.2, 0.4, 0.6, 0.8]
     assert showinfo_times(clip) == pytest.approx(expected, abs=1e-3)
+
+
+def test_a_range_between_two_frames_is_a_trim_out_of_range_tombstone(tmp_path):
+    """Inside the video but holding no frame (1.25-1.35 s falls between the frames at 1.2 and
+    1.4 s): ffmpeg writes a clip without frames, which is never kept."""
+    source = vfr_source(tmp_path / "vfr.mp4")
+    clip = tmp_path / "clips" / "x.mp4"
+    clip_job(str(source), str(clip), {"start_s": 1.25, "end_s": 1.35, "bbox": None}, {})
+    tomb = tombstone.read(clip)
+    assert (tomb.stage, tomb.reason) == ("clip", "trim_out_of_range")
+    assert tomb.detail == "no frame between 1.25 s and 1.35 s"
+    assert files_in(tmp_path / "clips") == ["x.mp4"]  # the empty encode is gone
 
 
 @pytest.fixture(scope="module")
