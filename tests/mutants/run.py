@@ -102,6 +102,33 @@ MUTANTS = [
         new="""            text = text.replace(secret, secret)""",
     ),
     Mutant(
+        row=77,
+        breaks="a clip without frames is kept as if it were a clip",
+        test="tests/test_reliability.py::test_a_range_between_two_frames_is_a_trim_out_of_range_tombstone",
+        file="src/signpose/clips.py",
+        old="""            if info is None:
+                raise EmptyClip""",
+        new="""            if False:
+                raise EmptyClip""",
+    ),
+    Mutant(
+        row=78,
+        breaks="h264 that cannot be copied into mp4 is given up instead of encoded again",
+        test="tests/test_download.py::test_h264_that_cannot_be_copied_into_mp4_is_encoded_again",
+        file="src/signpose/download/media.py",
+        old="""        # decoding and encoding again always works where the stream itself is sound
+        _transcode(raw, out, header, opts)""",
+        new="""        raise Dead("undecodable", "ffmpeg could not copy the h264 stream")""",
+    ),
+    Mutant(
+        row=80,
+        breaks="a certificate that does not verify is retried as if the network had failed",
+        test="tests/test_download.py::test_a_certificate_that_does_not_verify_is_a_tls_error_tombstone",
+        file="src/signpose/download/failures.py",
+        old="""            return "tls_error"  # an expired""",
+        new="""            return _TRANSIENT""",
+    ),
+    Mutant(
         row=32,
         breaks="the pose job claims its target before its frames are done",
         test="tests/test_reliability.py::test_a_pose_job_killed_halfway_leaves_nothing_and_reruns",
