@@ -455,6 +455,19 @@ def test_cookies_are_sent_but_never_shown(
     assert "SECRET" not in shown and caplog.text  # neither the jar's path nor its value
 
 
+def test_a_broken_cookies_file_is_reported_without_its_path(
+    server: MisbehavingServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """yt-dlp names the jar in its error; the message and the log say `<cookies>` instead."""
+    caplog.set_level(logging.DEBUG, logger=LOG.name)
+    jar = tmp_path / "SECRET-jar" / "cookies.txt"
+    jar.parent.mkdir()
+    jar.write_text("not a cookies file\n")
+    message = assert_transient(server.url("/video.mp4"), tmp_path, options(cookies_file=jar))
+    assert "'<cookies>' does not look like a Netscape format cookies file" in message
+    assert "SECRET" not in message + caplog.text and "<cookies>" in caplog.text
+
+
 def test_missing_cookies_file_is_a_config_error(server: MisbehavingServer, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         fetch(server.url("/video.mp4"), tmp_path, options(cookies_file=tmp_path / "nope.txt"))

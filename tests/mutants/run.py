@@ -96,7 +96,7 @@ MUTANTS = [
     Mutant(
         row=44,
         breaks="the cookies file's path is no longer scrubbed from what is logged and recorded",
-        test="tests/test_download.py::test_cookies_are_sent_but_never_shown",
+        test="tests/test_download.py::test_a_broken_cookies_file_is_reported_without_its_path",
         file="src/signpose/download/failures.py",
         old="""            text = text.replace(secret, "<cookies>")""",
         new="""            text = text.replace(secret, secret)""",
