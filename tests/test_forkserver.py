@@ -157,8 +157,8 @@ def test_a_failing_job_fails_alike_with_its_traceback_in_its_log(tmp_path):
 
 
 def encoders(server: int) -> list[int]:
-    """The ffmpeg processes the server's workers started."""
-    return [c for w in children(server) for c in children(w) if "ffmpeg" in cmdline(c)[0]]
+    """The clip encoders (ffmpeg with libx264, not a short probe) the server's workers run."""
+    return [c for w in children(server) for c in children(w) if "libx264" in cmdline(c)]
 
 
 def test_a_job_whose_client_is_killed_dies_with_it(tmp_path):
