@@ -151,9 +151,10 @@ def test_a_failing_job_fails_alike_with_its_traceback_in_its_log(tmp_path):
     client, pid, _ = ran_in["cold"]
     assert pid == client  # without the server: the job's own process
     client, pid, parent = ran_in["warm"]
+    assert pid != client, "with the server the job ran in its client, not in a worker"
     (server,) = live_servers()
     # with it: a worker the server forked, still there for the next job
-    assert pid != client and parent == server and children(server) == [pid]
+    assert parent == server and children(server) == [pid]
 
 
 def encoders(server: int) -> list[int]:

@@ -126,7 +126,7 @@ MUTANTS = [
         test="tests/test_download.py::test_a_certificate_that_does_not_verify_is_a_tls_error_tombstone",
         file="src/signpose/download/failures.py",
         old="""            return "tls_error"  # an expired""",
-        new="""            return _TRANSIENT""",
+        new="""            return _TRANSIENT  # an expired""",
     ),
     Mutant(
         row=32,
@@ -144,13 +144,17 @@ MUTANTS = [
 
 
 def apply(mutant: Mutant, root: Path) -> None:
-    """Edit the copy at `root`; ValueError when the edit no longer applies."""
+    """Edit the copy at `root`; ValueError when the edit no longer applies, SyntaxError when
+    it leaves no valid Python."""
     path = root / mutant.file
     text = path.read_text()
     if text.count(mutant.old) != 1:
         found = text.count(mutant.old)
         raise ValueError(f"row {mutant.row}: {mutant.file} holds its text {found} times, not once")
-    path.write_text(text.replace(mutant.old, mutant.new))
+    mutated = text.replace(mutant.old, mutant.new)
+    if path.suffix == ".py":
+        compile(mutated, str(path), "exec")  # a mutant must break a guarantee, not the syntax
+    path.write_text(mutated)
 
 
 def copy_repository(dest: Path) -> None:
