@@ -34,6 +34,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from provenance import save  # noqa: E402
 from test_slurm import CLUSTER, copy_workflow, missing_slurm, run  # noqa: E402
 from test_workflow import job_counts  # noqa: E402
 
@@ -154,7 +155,7 @@ def main() -> None:
     report = markdown(rows, projection, args.glosses)
     print(report)
     (args.out / "bundling.md").write_text(report)
-    (args.out / "bundling.json").write_text(json.dumps({"demo": rows, "wlasl2000": projection}))
+    save(args.out / "bundling.json", "slurm_bundling", {"demo": rows, "wlasl2000": projection})
 
 
 if __name__ == "__main__":

@@ -71,6 +71,21 @@ def source(workdir: Path, url: str) -> Path:
     return workdir / "results" / "sources" / f"{source_id(url)}.mp4"
 
 
+def processes_in(folder: Path) -> list[str]:
+    """Command lines of the live processes that work in `folder` or name it."""
+    mark = os.fsencode(folder)
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cwd = os.fsencode(os.readlink(proc / "cwd"))
+            args = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue  # not a process, gone, or a zombie
+        if cwd.startswith(mark) or mark in args:
+            found.append(args.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
 def tree(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()}
 
@@ -182,6 +197,10 @@ def test_hostile_metadata_writes_only_inside_the_results(run, server):
     # glosses never become file names: every name under results is an id or a fixed name
     names = {p.name for p in (workdir / "results").rglob("*")}
     assert all(re.fullmatch(r"[A-Za-z0-9_-]+(\.[a-z0-9]+)?", name) for name in names), names
+    # nothing keeps running but the fork server that ran the pose and features jobs (and its
+    # idle worker), which leaves by itself
+    left = processes_in(run["top"])
+    assert all("-m signpose.forkserver " in args for args in left), left
 
 
 @pytest.mark.slow

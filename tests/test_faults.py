@@ -18,15 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED, needs, wait_for
+from conftest import ROOT, VIDEO, wait_for
 from signpose import video
 from signpose.posefile import read_pose
 
-VIDEO = SHARED / "media" / "pose_test_video.mp4"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 IDS = ["v1", "v2", "v3", "v4"]
 
-pytestmark = [needs(VIDEO), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

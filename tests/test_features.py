@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SHARED, needs
+from conftest import VIDEO
 from signpose import layout
 from signpose.config import with_defaults
 from signpose.features import (
@@ -19,8 +19,6 @@ from signpose.features import (
 )
 from signpose.jobs.features import features_job
 from signpose.posefile import PoseFileError
-
-VIDEO = SHARED / "media" / "pose_test_video.mp4"
 
 
 def synthetic_parts(frames: int = 10) -> Parts:
@@ -82,7 +80,6 @@ def real_pose():
     return estimate(VIDEO, HolisticOptions())
 
 
-@needs(VIDEO)
 def test_real_pose_features_and_qc(real_pose):
     feats, qc = extract(real_pose, FeatureOptions())
     assert feats.shape[1] == 540 and feats.dtype == np.float32
@@ -96,7 +93,6 @@ def test_real_pose_features_and_qc(real_pose):
     assert extract(real_pose, strict)[1]["status"] == "low_quality"
 
 
-@needs(VIDEO)
 def test_a_job_does_not_depend_on_the_jobs_its_process_ran_before(tmp_path, real_pose):
     """A fork-server worker runs many features jobs; cleaning one pose (pose-anonymization
     resizes its header to 512 in place) once changed the depth scale of the next clip whose
@@ -126,7 +122,6 @@ def assert_named_and_nothing_written(pose_path, problem: str) -> None:
     assert not out.exists() or list(out.iterdir()) == []
 
 
-@needs(VIDEO)
 @pytest.mark.parametrize("keep", [0, 100, 0.5, -1])
 def test_a_pose_file_cut_short_is_named(tmp_path, real_pose, keep):
     whole = tmp_path / "whole.pose"
@@ -138,7 +133,6 @@ def test_a_pose_file_cut_short_is_named(tmp_path, real_pose, keep):
     assert_named_and_nothing_written(cut, "not a complete pose-format file")
 
 
-@needs(VIDEO)
 def test_a_pose_without_the_face_is_named(tmp_path, real_pose):
     path = tmp_path / "noface.pose"
     other = real_pose.get_components(["POSE_LANDMARKS", "LEFT_HAND_LANDMARKS",

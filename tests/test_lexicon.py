@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SHARED, needs
+from conftest import SAMPLE, VIDEO
 from signpose import tombstone
 from signpose.aggregates import lexicon_job
 from signpose.cleanpose import CleanOptions, anonymise, clean, component_presence
@@ -20,7 +20,6 @@ from signpose.jobs.features import features_job
 from signpose.lexicon import COLUMNS, duration_ms, rank_takes
 from signpose.posefile import read_pose, write_pose
 
-VIDEO, SAMPLE = SHARED / "media" / "pose_test_video.mp4", SHARED / "media" / "pose_sample_video.mp4"
 # video_id: (video, gloss, split); one gloss with two takes, one take dead
 TAKES = {
     "00001": (VIDEO, 'It\'s "HELLO"/hi', "train"),
@@ -29,7 +28,6 @@ TAKES = {
     "00004": (SAMPLE, "go", "test"),
     "00005": (None, "dead", "train"),
 }
-pytestmark = needs(VIDEO)
 FEATURES = with_defaults({}, "features")
 
 

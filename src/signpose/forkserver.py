@@ -75,7 +75,7 @@ MAX_ANSWER = 4096
 LIMITS = (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_DATA, resource.RLIMIT_FSIZE,
           resource.RLIMIT_NOFILE, resource.RLIMIT_STACK)  # fmt: skip
 # A worker exits after this many jobs, so that whatever a job leaves behind stays bounded.
-JOBS_PER_WORKER = 200
+JOBS_PER_WORKER = int(os.environ.get("SIGNPOSE_FORKSERVER_JOBS_PER_WORKER", "200"))
 STREAMS = 3  # standard input, output and error
 
 

@@ -71,6 +71,8 @@ def run_command(argv: list[str]) -> None:
         raise ValueError(f"unknown per-instance job {job!r}; known: {', '.join(JOBS)}")
     named = named_arguments(args)
     setup_logging(named.pop("log"))
+    # which process ran it: the client's own, or a fork-server worker (whose parent is the server)
+    log.info("%s job in process %d (parent %d)", job, os.getpid(), os.getppid())
     importlib.import_module(f"signpose.jobs.{job}").command(**named)
 
 
