@@ -87,7 +87,8 @@ def run_job(argv: list[str]) -> int:
     """Run one per-instance job (signpose.jobs.run_command's argv); return its exit status."""
     from signpose.jobs import WARM_JOBS
 
-    if argv[:1] and argv[0] in WARM_JOBS and os.environ.get("SIGNPOSE_FORKSERVER", "1") != "0":
+    warm = argv[:1] and argv[0] in WARM_JOBS
+    if warm and os.environ.get("SIGNPOSE_FORKSERVER", "1") != "0":
         try:
             return Client(socket_path()).run(argv)
         except Unavailable as e:

@@ -56,7 +56,7 @@ MUTANTS = [
         breaks="the fork server is never used: every job runs in its client",
         test="tests/test_forkserver.py::test_a_failing_job_fails_alike_with_its_traceback_in_its_log",
         file="src/signpose/forkserver.py",
-        old="""    if os.environ.get("SIGNPOSE_FORKSERVER", "1") != "0":""",
+        old="""    if warm and os.environ.get("SIGNPOSE_FORKSERVER", "1") != "0":""",
         new="""    if False:""",
     ),
     Mutant(
