@@ -213,6 +213,22 @@ def test_cookies_are_used_but_never_recorded(run, server):
         assert not any(s.encode() in data for s in secrets), path
 
 
+def test_a_broken_cookies_file_stops_the_run_before_any_download(tmp_path, server):
+    """yt-dlp would find out in every job: each source retried and given up, and the bad line,
+    cookie value included, written to each job's log."""
+    jar = tmp_path / "SECRET-jar" / "cookies.txt"
+    jar.parent.mkdir()
+    jar.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1 FALSE / {COOKIE_VALUE}\n")
+    workdir = tmp_path / "work"
+    setup_run(workdir, [record("v1", server.unique("/video.mp4"))], cookies_file=str(jar))
+    proc = snakemake(workdir, *TABLES, "--cores", "1", check=False)
+    assert proc.returncode != 0 and not (workdir / "results").exists()
+    line = "download.cookies_file: line 2 has 1 tab-separated fields, a cookie has 7"
+    assert line in proc.stderr, proc.stderr[-2000:]
+    assert "SECRET" not in proc.stderr + proc.stdout and COOKIE_VALUE not in proc.stderr
+    assert not any("/video.mp4" in target for target, _ in server.media.seen)
+
+
 # ---------------------------------------------------------------------------------------------
 # parallel downloads and retrying dead sources on purpose
 

@@ -26,6 +26,7 @@ import pytest
 from signpose import download, tombstone
 from signpose.download import DownloadOptions, Outcome, TransientDownloadError, fetch_source
 from signpose.download.failures import Dead, Scrubber, classify
+from signpose.download.options import check_cookies_file
 from signpose.sites import source_id, youtube_id
 
 # the helper sits beside this file; the path entry keeps it importable whether or not tests/
@@ -471,6 +472,42 @@ def test_missing_cookies_file_is_a_config_error(server: MisbehavingServer, tmp_p
     with pytest.raises(FileNotFoundError):
         fetch(server.url("/video.mp4"), tmp_path, options(cookies_file=tmp_path / "nope.txt"))
     assert_nothing_left(target_for(tmp_path, server.url("/video.mp4")))
+
+
+GOOD_JAR = ("# Netscape HTTP Cookie File\n# a comment\n\n"
+            "#HttpOnly_.example.org\tTRUE\t/\tTRUE\t0\tsid\tv\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "not a Netscape cookies file"),
+        ('[{"name": "sid", "value": "SECRET"}]\n', "not a Netscape cookies file"),
+        (GOOD_JAR + "example.org\tTRUE\t/\tSECRET\n", "line 5 has 4 tab-separated fields"),
+        (
+            GOOD_JAR + "example.org\tTRUE\t/\tTRUE\tsoon\tsid\tSECRET\n",
+            "line 5: the expiry (field 5) is not a number",
+        ),  # fmt: skip
+        (None, "the file cannot be read (No such file or directory)"),
+    ],
+)
+def test_a_broken_cookies_file_is_one_line_without_its_path_or_values(tmp_path, text, problem):
+    jar = tmp_path / "SECRET-dir" / "cookies.txt"
+    jar.parent.mkdir()
+    if text is not None:
+        jar.write_text(text)
+    with pytest.raises(ValueError) as err:
+        check_cookies_file(jar)
+    message = str(err.value)
+    assert message.startswith("download.cookies_file: ") and problem in message
+    assert "SECRET" not in message and "\n" not in message
+
+
+def test_a_netscape_cookies_file_passes_the_check(tmp_path):
+    jar = tmp_path / "cookies.txt"
+    jar.write_text(GOOD_JAR + "127.0.0.1\tFALSE\t/\tFALSE\t2147483647\tsp\tvalue\n")
+    check_cookies_file(jar)
+    check_cookies_file(None)
 
 
 def test_rate_limit_and_sleep_slow_the_download(server: MisbehavingServer, tmp_path: Path) -> None:

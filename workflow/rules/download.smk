@@ -2,9 +2,11 @@ import json
 import os
 
 from signpose.download import mirror as download_mirror
-from signpose.download.options import job_minutes
+from signpose.download.options import check_cookies_file, job_minutes
 from signpose.jobs import download as download_job
 
+# A broken cookies file stops the run here, not in every download job.
+check_cookies_file(config["download"]["cookies_file"])
 # What a download job reads of the config, in the environment its jobs inherit; neither params
 # nor the command, which would download every source again when an option changes.
 os.environ[download_job.CONFIG_ENV] = json.dumps(
