@@ -4,6 +4,7 @@ profile says, and the results equal those of a local run."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -17,6 +18,8 @@ import pytest
 import yaml
 
 from conftest import DEMO_JSON, ROOT
+from signpose import shards
+from signpose.config import with_defaults
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +123,7 @@ def runs(cluster, workdir):
     return local, slurm, proc.stdout + proc.stderr
 
 
-def test_jobs_went_through_sbatch_as_bundles(cluster, runs):
+def test_jobs_went_through_sbatch_as_bundles(cluster, workdir, runs):
     _, _, log = runs
     # "Job <x> has been submitted with SLURM jobid <n> (log: .../slurm_logs/<kind>/...)"
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: .*/slurm_logs/(\w+)/", log)
@@ -130,11 +133,20 @@ def test_jobs_went_through_sbatch_as_bundles(cluster, runs):
     ids = {jobid for jobid, _ in submitted}
     assert ids and ids <= accepted and ids <= completed
     kinds = sorted(kind for _, kind in submitted)
-    # One bundle per group (the demo is smaller than group-components), no per-source or
-    # per-instance job on its own, and the aggregate targets one job each.
-    groups = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())["groups"]
-    for group in set(groups.values()):
-        assert len([k for k in kinds if k.startswith(f"group_{group}_")]) == 1, kinds
+    # group-components connected components per bundle: a source's download, a features shard
+    # with its instances' pose jobs; no per-source, per-instance or per-shard job on its own,
+    # and the aggregate targets one job each.
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    groups, per_bundle = profile["groups"], profile["group-components"]
+    records = [i for g in json.loads((workdir / METADATA).read_text()) for i in g["instances"]]
+    ids = [i["video_id"] for i in records]
+    count = with_defaults({}, "features")["shards"]
+    components = {groups["download"]: len({i["url"] for i in records}),
+                  groups["features"]: len(shards.by_shard(ids, count))}  # fmt: skip
+    assert set(components) == set(groups.values())
+    for group, n in components.items():
+        bundles = [k for k in kinds if k.startswith(f"group_{group}_")]
+        assert len(bundles) == math.ceil(n / per_bundle[group]), kinds
     assert sorted(k for k in kinds if k.startswith("rule_")) == [
         "rule_global_stats", *["rule_lexicon"] * 4, "rule_tables"]  # fmt: skip
 
