@@ -30,7 +30,9 @@ Snakemake version.
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -73,7 +75,8 @@ def renamed(inst: dict, copy: int) -> dict:
     url = inst["url"]
     yt = sites.youtube_id(url)
     if yt is not None:  # another 11-character id: the copy's instances share it as before
-        url = f"https://www.youtube.com/watch?v={yt[:7]}{copy:04d}"
+        digest = hashlib.sha1(f"{yt}:{copy}".encode()).digest()
+        url = f"https://www.youtube.com/watch?v={base64.urlsafe_b64encode(digest)[:11].decode()}"
     else:
         parts = urlparse(url)
         url = urlunparse(parts._replace(path=f"/copy{copy}{parts.path}"))
