@@ -53,8 +53,8 @@ def features_shard(instances: Sequence[tuple[str, str, str, str]], qc_path: str,
         except PoseFileError as e:
             log.error("%s: %s", video_id, e)
             dead = Tombstone(stage="pose", reason="unreadable_pose", detail=str(e))
-            header = raw_header(None)
-            record = {"video_id": video_id, **bury(dead, header, target, clean_path, options)}
+            lost = bury(dead, raw_header(None), target, clean_path, options)
+            record = {"video_id": video_id, **lost}
         records.append(record)
     write_text_atomic(qc_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     return records
