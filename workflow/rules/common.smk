@@ -28,7 +28,6 @@ INSTANCES = DATASET.instances
 GROUP_COLUMNS = metadata.group_columns(DATASET, config["report"]["group_by"])
 SPLITS = metadata.SPLITS
 LEXICON_SPLITS = [*SPLITS, "all"]
-BY_SPLIT = {split: DATASET.by_split(split) for split in LEXICON_SPLITS}
 SOURCE_OF = {vid: inst.source_id for vid, inst in INSTANCES.items()}
 # The features stage runs one job per non-empty shard (a stable hash of video_id), so a new
 # instance reruns its shard only, and `tables` reads one QC file per shard, not per instance.
