@@ -21,8 +21,9 @@ with wall time, CPU time and peak RSS (the Snakemake process and its waited-for 
                    its own
   report           `snakemake --report` over the finished-looking tree
 
-and `tables_setup` = tables - tables_plan - tables_job (wall and CPU): what Snakemake spends
-between planning the job and running it (on a busy machine only the CPU figure means much).
+and `tables_prepare_s`: Snakemake's own setup of the tables job (`Job.prepare`, timed inside
+the `tables` run; quadratic in the job's inputs in Snakemake 9.27.1), with `tables_setup` =
+tables - tables_plan - tables_job (wall and CPU) as a cross-check that includes the job's start.
 The raw results go to OUT/scale-<N>-<date>.json with the date, the commit, the machine and the
 Snakemake version.
 """
@@ -111,6 +112,23 @@ def keep_time(path: Path, text: str) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
+# Snakemake's command line in this process, with Job.prepare timed: the setup of a job before
+# it runs (waiting for its inputs; quadratic in their number in Snakemake 9.27.1).
+TIMED_PREPARE = """
+import json, sys, time
+from snakemake import jobs
+from snakemake.cli import main
+prepare, out = jobs.Job.prepare, sys.argv.pop(1)
+async def timed(self):
+    start = time.perf_counter()
+    await prepare(self)
+    with open(out, "a") as f:
+        f.write(json.dumps({"rule": self.rule.name, "s": time.perf_counter() - start}) + "\\n")
+jobs.Job.prepare = timed
+sys.exit(main())
+"""
+
+
 TABLES_JOB = """
 import json, sys
 from signpose import aggregates
@@ -173,7 +191,14 @@ def measure(n: int, reps: int, work: Path) -> dict:
     touched = finish_tree(sp_cwd, sp_args, depths, ids)
     rep("noop_dry_run", [*dry, *sp_args], sp_cwd)
     rep("tables_plan", [*dry, "-f", target, *sp_args], sp_cwd)
-    rep("tables", ["--cores", "1", "--nolock", "-f", target, *sp_args], sp_cwd)
+    prepared = work / "prepare.jsonl"
+    for _ in range(reps):
+        cmd = ["--cores", "1", "--nolock", "-f", target, *sp_args]
+        run = timed([sys.executable, "-c", TIMED_PREPARE, str(prepared), *cmd], sp_cwd)
+        runs.setdefault("tables", []).append(run)
+        print(f"{n} tables: {run}", flush=True)
+    prepare_s = [r["s"] for r in map(json.loads, prepared.read_text().splitlines())
+                 if r["rule"] == "tables"]  # fmt: skip
     for _ in range(reps):
         runs.setdefault("tables_job", []).append(tables_job_run(sp_cwd, metadata, work / "t"))
         print(f"{n} tables_job: {runs['tables_job'][-1]}", flush=True)
@@ -185,7 +210,7 @@ def measure(n: int, reps: int, work: Path) -> dict:
             "sources": len({sites.source_id(i["url"]) for g in groups for i in g["instances"]}),
             "files_touched": touched, "reps": reps,
             "runs": {k: [asdict(r) for r in v] for k, v in runs.items()}, "median": med,
-            "tables_setup": setup,
+            "tables_setup": setup, "tables_prepare_s": prepare_s,
             "dry_run_ratio_to_bare": round(med["dry_run"]["wall_s"]
                                            / med["bare_dry_run"]["wall_s"], 3)}  # fmt: skip
 
@@ -213,7 +238,7 @@ def main() -> None:
                "machine": machine(), "snakemake": sm, "command": sys.argv, **result}  # fmt: skip
         path = a.out / f"scale-{n}-{now:%Y%m%dT%H%M%SZ}.json"
         path.write_text(json.dumps(doc, indent=1) + "\n")
-        print(json.dumps({k: doc[k] for k in ("instances", "tables_setup",
+        print(json.dumps({k: doc[k] for k in ("instances", "tables_prepare_s",
                                               "dry_run_ratio_to_bare")}), "->", path)  # fmt: skip
 
 
