@@ -103,9 +103,10 @@ def wlasl2000_projection(work: Path) -> dict | None:
         counts.pop(not_a_job)
     profile = yaml.safe_load((work / "profiles/slurm/config.yaml").read_text())
     group_of = profile["groups"]
-    # A group's connected components: one per source (download) or per instance (its chain).
-    components = {g: max(n for rule, n in counts.items() if group_of.get(rule) == g)
-                  for g in set(group_of.values())}  # fmt: skip
+    # A group's connected components: one per source (download), one per features shard (the
+    # shard's job with the pose jobs of its instances).
+    components = {group_of["download"]: counts["download"],
+                  group_of["features"]: counts["features"]}  # fmt: skip
     ungrouped = sum(n for rule, n in counts.items() if rule not in group_of)
     groups = ungrouped + sum(math.ceil(n / profile["group-components"][g])
                              for g, n in components.items())  # fmt: skip
@@ -114,7 +115,7 @@ def wlasl2000_projection(work: Path) -> dict | None:
     jobs = sum(counts.values())
     # Every array task is a job record of its own (MaxJobCount, per-user limits) and starts
     # Snakemake once, like a single job; a group job starts it once for its whole bundle.
-    return {"instances": counts["features"], "sources": counts["download"],
+    return {"instances": counts["pose"], "sources": counts["download"],
             "snakemake_jobs": jobs, "sbatch": {"group": groups, "array": arrays, "single": jobs},
             "slurm_jobs": {"group": groups, "array": jobs, "single": jobs}}  # fmt: skip
 

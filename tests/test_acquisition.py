@@ -162,8 +162,10 @@ def test_qc_and_tables_carry_the_reason(run):
     instances = tables.read_instances(results / "tables" / "instances.csv").set_index("video_id")
     failures = tables.read_instances(results / "tables" / "failures.csv").set_index("video_id")
     dead = {vid: reason for vid, (_, reason) in DEAD.items()} | {"vshell": "http_404"}
+    shards = sorted((results / "qc" / "shards").glob("*.jsonl"))
+    records = {r["video_id"]: r for path in shards for r in tables.qc_records(path)}
     for vid, reason in dead.items():
-        qc = json.loads((results / "qc" / f"{vid}.json").read_text())
+        qc = records[vid]
         assert (qc["status"], qc["stage"], qc["reason"]) == ("dead", "download", reason)
         row = instances.loc[vid]
         assert (row["status"], row["reason"], bool(row["downloaded"])) == ("dead", reason, False)

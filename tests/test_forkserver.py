@@ -58,9 +58,10 @@ def pose_args(name: str, source: Path = VIDEO, options: dict | None = None) -> l
 
 
 def features_args(name: str, pose: str = "missing.pose") -> list[str]:
-    return ["features", "--log", f"{name}.log", "--pose", pose, "--features", f"{name}.npy",
-            "--qc", f"{name}.json", "--clean", f"{name}.clean.pose", "--video_id", "x",
-            "--options", FEATURES]  # fmt: skip
+    """A features job over a shard of one instance, "x", whose raw pose is `pose`."""
+    files = {"pose": pose, "features": f"{name}.npy", "clean_pose": f"{name}.clean.pose"}
+    return ["features", "--log", f"{name}.log", "--video_ids", '["x"]', "--files",
+            json.dumps(files), "--qc", f"{name}.jsonl", "--options", FEATURES]  # fmt: skip
 
 
 def server_pids() -> list[int]:
@@ -136,16 +137,15 @@ def test_forked_jobs_write_what_a_cold_process_writes_and_share_one_server(tmp_p
 
 
 def test_a_failing_job_fails_alike_with_its_traceback_in_its_log(tmp_path):
-    (tmp_path / "bad.pose").write_bytes(b"not a pose file")
     codes, ran_in = {}, {}
     for name, server in (("cold", False), ("warm", True)):
-        args = features_args(name, "bad.pose")
+        args = features_args(name, "missing.pose")  # an input Snakemake would have made
         client = instance_job(tmp_path, *args, server=server)
         code, err = finished(client)
         codes[name] = code
         log = (tmp_path / f"{name}.log").read_text()
-        assert "Traceback" in log and "bad.pose" in log and "no fork server" not in err
-        assert not (tmp_path / f"{name}.npy").exists()
+        assert "Traceback" in log and "missing.pose" in log and "no fork server" not in err
+        assert not (tmp_path / f"{name}.npy").exists() and not (tmp_path / f"{name}.jsonl").exists()
         ran_in[name] = (client.pid, *job_process(tmp_path / f"{name}.log"))
     assert codes == {"cold": 1, "warm": 1}
     client, pid, _ = ran_in["cold"]

@@ -131,10 +131,9 @@ def test_a_one_frame_video_goes_through_every_stage(tmp_path):
     pose = tmp_path / "x.pose"
     pose_job(str(clip), str(pose), {})
     assert read_pose(pose).body.data.shape[0] == 1
-    feats, qc = tmp_path / "x.npy", tmp_path / "x.json"
-    features_job(str(pose), str(feats), str(qc), str(tmp_path / "clean.pose"), "x", FEATURES)
+    feats = tmp_path / "x.npy"
+    record = features_job(str(pose), str(feats), str(tmp_path / "clean.pose"), "x", FEATURES)
     assert np.load(feats).shape == (1, 540)
-    record = json.loads(qc.read_text())
     assert record["status"] == "low_quality" and "min_frames" in record["failed"]
 
 
@@ -331,8 +330,8 @@ JOBS = {
     "clip": "clip_job(SOURCE, OUT + '/clips/x.mp4', WHOLE, {})",
     "pose": "write_pose(read_pose(POSE), OUT + '/poses/x.pose')",
     "features": (
-        "features_job(POSE, OUT + '/features/x.npy', OUT + '/qc/x.json', "
-        "OUT + '/poses_clean/x.pose', 'x', with_defaults({}, 'features'))"
+        "features_shard([('x', POSE, OUT + '/features/x.npy', OUT + '/poses_clean/x.pose')], "
+        "OUT + '/qc/shards/0.jsonl', with_defaults({}, 'features'))"
     ),
 }
 
@@ -340,7 +339,7 @@ JOBS = {
 def run_job(job: str, inputs: dict[str, Path], out: Path, fsize: int | None = None):
     code = (
         "from signpose.config import with_defaults\n"
-        "from signpose.jobs.features import features_job\n"
+        "from signpose.jobs.features import features_shard\n"
         "from signpose.jobs.pose import clip_job\n"
         "from signpose.posefile import read_pose, write_pose\n"
         f"SOURCE, POSE, OUT = {str(inputs['source'])!r}, {str(inputs['pose'])!r}, {str(out)!r}\n"
@@ -364,8 +363,8 @@ def assert_complete(job: str, out: Path) -> None:
         assert files_in(out) == ["poses/x.pose"]
     else:
         assert np.load(out / "features" / "x.npy").shape[1] == 540
-        assert json.loads((out / "qc" / "x.json").read_text())["video_id"] == "x"
-        assert files_in(out) == ["features/x.npy", "poses_clean/x.pose", "qc/x.json"]
+        assert json.loads((out / "qc" / "shards" / "0.jsonl").read_text())["video_id"] == "x"
+        assert files_in(out) == ["features/x.npy", "poses_clean/x.pose", "qc/shards/0.jsonl"]
 
 
 @pytest.mark.parametrize("job", list(JOBS))

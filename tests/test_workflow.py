@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, WLASL_300, WLASL_2000, needs
-from signpose import tombstone
+from signpose import shards, tombstone
+from signpose.config import with_defaults
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -57,8 +58,12 @@ def test_dry_run_plans_one_download_per_source_and_one_job_per_instance(
     proc = snakemake("-n", *wlasl_config(path, subset, tmp_path))
     counts = job_counts(proc.stdout)
     assert counts["download"] == distinct_urls(path, subset) < instances
-    for rule in ("pose", "features"):  # pose cuts the clip too
-        assert counts[rule] == instances
+    assert counts["pose"] == instances  # pose cuts the clip too
+    # features: one job per non-empty shard (a hash of video_id), not one per instance
+    entries = json.loads(path.read_text())[:subset]
+    ids = [inst["video_id"] for entry in entries for inst in entry["instances"]]
+    shard_count = with_defaults({}, "features")["shards"]
+    assert counts["features"] == len(shards.by_shard(ids, shard_count)) <= shard_count
     assert counts["lexicon"] == 4 and counts["train"] == 1 and counts["tables"] == 1
 
 
@@ -135,6 +140,23 @@ def test_demo_produces_every_stage(demo):
 def test_demo_second_dry_run_has_nothing_to_do(demo):
     proc = snakemake("-n", "--config", f"results_dir={demo}")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_new_instance_reruns_its_own_shard_and_the_whole_dataset_steps(demo, tmp_path):
+    """Features run one job per shard; one more instance must not redo the other shards."""
+    demo_json = ROOT / "resources" / "demo" / "WLASL_demo.json"
+    groups = json.loads(demo_json.read_text())
+    first = groups[0]["instances"][0]
+    groups[0]["instances"].append({**first, "video_id": "demo99999"})  # its source: downloaded
+    (tmp_path / "videos").symlink_to(demo_json.parent / "videos")  # URLs are relative
+    (tmp_path / "meta.json").write_text(json.dumps(groups))
+    overlay = tmp_path / "overlay.json"
+    dataset = {"name": "demo", "metadata": str(tmp_path / "meta.json"), "allow_local_files": True}
+    overlay.write_text(json.dumps({"dataset": dataset, "results_dir": str(demo)}))
+    counts = job_counts(snakemake("-n", "--configfile", str(overlay)).stdout)
+    assert counts["pose"] == 1 and counts["features"] == 1 and "download" not in counts
+    assert counts["tables"] == 1
 
 
 @pytest.mark.slow

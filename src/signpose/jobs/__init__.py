@@ -1,7 +1,7 @@
-"""The per-source and per-instance jobs, one module per rule (`jobs.download`, `jobs.pose`,
-`jobs.features`), and their runner.
+"""The jobs of the many-job rules, one module per rule (`jobs.download` per source, `jobs.pose`
+per instance, `jobs.features` per shard of instances), and their runner.
 
-A per-instance rule runs `instance_job <job> --log LOG --name value ...` (workflow/rules);
+Such a rule runs `instance_job <job> --log LOG --name value ...` (workflow/rules);
 `run_command` receives that argv in a fork-server worker (signpose.forkserver) or in the
 client's own process, and calls the job's `command` with the named values as keyword
 arguments; options travel as JSON documents. Every job is testable without Snakemake and logs
