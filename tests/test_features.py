@@ -97,9 +97,9 @@ def test_real_pose_features_and_qc(real_pose):
 
 def test_a_job_does_not_depend_on_the_jobs_its_process_ran_before(tmp_path, real_pose):
     """A features job cleans a whole shard in one process (and a fork-server worker runs many
-    jobs); cleaning one pose (pose-anonymization
-    resizes its header to 512 in place) once changed the depth scale of the next clip whose
-    header bytes were the same (pose-format hands equal headers out as one object)."""
+    jobs); cleaning one pose (pose-anonymization resizes its header to 512 in place) once
+    changed the depth scale of the next clip whose header bytes were the same (pose-format
+    hands equal headers out as one object)."""
     pose = tmp_path / "a.pose"
     with open(pose, "wb") as f:
         real_pose.write(f)
