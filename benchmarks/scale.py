@@ -36,7 +36,6 @@ import datetime
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from urllib.parse import urlparse, urlunparse
 
 import yaml
 from planning import rule_depths, touch_outputs
+from provenance import save
 from snakerun import ROOT, SNAKEMAKE, WLASL_2000, Run, median, naive_copy, signpose_copy, timed
 
 from signpose import shards, sites
@@ -154,20 +154,6 @@ def tables_job_run(cwd: Path, metadata: Path, out: Path) -> Run:
     return timed([sys.executable, "-c", TABLES_JOB, json.dumps(job)], cwd)
 
 
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(),
-            "mem_gb": round(mem_kb / 2**20, 1), "python": platform.python_version(),
-            "load_avg": os.getloadavg()}  # fmt: skip
-
-
-def git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-
 def measure(n: int, reps: int, work: Path) -> dict:
     metadata = work / "metadata.json"
     groups = scaled_metadata(json.loads(WLASL_2000.read_text()), n)
@@ -229,17 +215,14 @@ def main() -> None:
     a = parser.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     sm = subprocess.run([SNAKEMAKE, "--version"], capture_output=True, text=True).stdout.strip()
-    now = datetime.datetime.now(datetime.UTC)
     for n in a.instances:
         with tempfile.TemporaryDirectory(dir=a.work, prefix="signpose-scale-") as tmp:
             result = measure(n, a.reps, Path(tmp))
-        doc = {"date": now.isoformat(timespec="seconds"), "commit": git("rev-parse", "HEAD"),
-               "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-               "machine": machine(), "snakemake": sm, "command": sys.argv, **result}  # fmt: skip
+        now = datetime.datetime.now(datetime.UTC)
         path = a.out / f"scale-{n}-{now:%Y%m%dT%H%M%SZ}.json"
-        path.write_text(json.dumps(doc, indent=1) + "\n")
-        print(json.dumps({k: doc[k] for k in ("instances", "tables_prepare_s",
-                                              "dry_run_ratio_to_bare")}), "->", path)  # fmt: skip
+        save(path, "scale", {"snakemake": sm, **result})
+        keys = ("instances", "tables_prepare_s", "dry_run_ratio_to_bare")
+        print(json.dumps({k: result[k] for k in keys}), "->", path)
 
 
 if __name__ == "__main__":
