@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -48,27 +49,42 @@ def stats_job(instances_csv: str, target: str, features_dir: str) -> None:
     log.info("stats over %d train clips, %d frames", len(paths), int(result["lengths"].sum()))
 
 
+def model_items(instances_csv: str, split: str, features_dir: str, clips_dir: str,
+                cfg) -> list[tuple[str, str]]:  # fmt: skip
+    """What the model of `cfg` reads of each kept instance: its features, or (cnn_lstm_rgb)
+    its clip."""
+    from signpose.training import rgb
+
+    items = feature_items(instances_csv, split, features_dir)
+    return rgb.clip_items(items, clips_dir) if rgb.is_rgb(cfg) else items
+
+
 def train_job(instances_csv: str, stats_path: str, model_path: str, features_dir: str,
-              options: dict) -> None:  # fmt: skip
-    from signpose import training
+              options: dict, chain: dict | None, clips_dir: str) -> None:  # fmt: skip
+    """Train; with `chain` (the clip, pose and features options), record it and the
+    statistics beside the model: what `signpose recognise` reruns on new videos."""
+    from signpose import recognise, training
 
     cfg = training.TrainConfig.from_dict(options)
     summary = training.train(
-        feature_items(instances_csv, "train", features_dir),
-        feature_items(instances_csv, "val", features_dir),
+        model_items(instances_csv, "train", features_dir, clips_dir, cfg),
+        model_items(instances_csv, "val", features_dir, clips_dir, cfg),
         stats_path,
         os.path.dirname(model_path),
         cfg,
     )
+    if chain is not None:
+        recognise.record_chain(os.path.dirname(model_path), chain, stats_path)
     log.info("training: %s", json.dumps(summary))
 
 
 def evaluate_job(instances_csv: str, stats_path: str, model_path: str, features_dir: str,
-                 options: dict) -> None:  # fmt: skip
+                 options: dict, clips_dir: str) -> None:  # fmt: skip
     from signpose import training
 
     cfg = training.TrainConfig.from_dict(options)
-    items = {s: feature_items(instances_csv, s, features_dir) for s in ("val", "test")}
+    items = {s: model_items(instances_csv, s, features_dir, clips_dir, cfg)
+             for s in ("val", "test")}  # fmt: skip
     metrics = training.evaluate(os.path.dirname(model_path), items, stats_path, cfg)
     log.info("metrics: %s", json.dumps(metrics)[:2000])
 
@@ -78,9 +94,17 @@ def dataset_summary_job(instances_csv: str, target: str, dataset_name: str) -> N
     write_text_atomic(target, page)
 
 
-def metrics_summary_job(metrics_json: str, target: str) -> None:
+def metrics_summary_job(metrics_json: str, target: str,
+                        runs: dict[str, tuple[str, str]] | None = None) -> None:  # fmt: skip
+    """The evaluation page; `runs` (model type -> its metrics.json and train_summary.json)
+    adds the table that compares the model types trained on the same split."""
     with open(metrics_json, encoding="utf-8") as f:
-        write_text_atomic(target, summary.metrics_html(json.load(f)))
+        metrics = json.load(f)
+    compared = None
+    if runs:
+        compared = {kind: tuple(json.loads(Path(p).read_text(encoding="utf-8")) for p in paths)
+                    for kind, paths in runs.items()}  # fmt: skip
+    write_text_atomic(target, summary.metrics_html(metrics, compared))
 
 
 def qc_plots_job(instances_csv: str, target: str) -> None:

@@ -74,8 +74,34 @@ SPLIT_FIGURES = {"n_evaluated": "items evaluated",
                  "majority_baseline_top1": "majority-class top-1"}  # fmt: skip
 
 
-def metrics_html(metrics: dict) -> str:
-    """The evaluation in `model/metrics.json` as tables: per split, then per class."""
+def comparison_table(runs: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
+    """One row per model type: (metrics.json, train_summary.json) -> the figures compared.
+
+    Accuracy is on the test split (val when there is no test split).
+    """
+    rows = []
+    for kind, (metrics, trained) in runs.items():
+        splits = metrics["splits"]
+        split = "test" if "test" in splits else next(iter(splits), "")
+        figures = splits.get(split, {})
+        lite = metrics.get("tflite", {})
+        rows.append({
+            "model type": kind, "split": split, "top-1": figures.get("top1"),
+            "top-5": figures.get("top5"),
+            "mean per-class top-1": figures.get("mean_per_class_top1"),
+            "parameters": trained["params"], "train time (s)": trained["seconds"],
+            "TFLite MB": lite["bytes"] / 1e6 if "bytes" in lite else None,
+            "TFLite ms per clip": lite.get("ms_per_clip"),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def metrics_html(metrics: dict, compared: dict[str, tuple[dict, dict]] | None = None) -> str:
+    """The evaluation in `model/metrics.json` as tables: per split, then per class.
+
+    `compared` (model type -> its metrics and train summary) adds a first table comparing the
+    model types trained on the same split (`train.compare`).
+    """
     splits = metrics["splits"]
     overview = pd.DataFrame(
         {name: [splits[s].get(key) for s in splits] for key, name in SPLIT_FIGURES.items()},
@@ -87,6 +113,8 @@ def metrics_html(metrics: dict) -> str:
     per_class.columns = [f"{s} {k}" for s, k in per_class.columns]
     chance = f"{metrics['n_classes']} classes, chance top-1 {metrics['chance_top1']:.3g}."
     sections = [("Accuracy per split", f"<p>{chance}</p>" + table(overview.reset_index()))]
+    if compared:
+        sections.insert(0, ("Model types on the same split", table(comparison_table(compared))))
     if "tflite" in metrics:
         t = metrics["tflite"]
         sections.append(("TFLite export", f"<p>Agrees with the Keras model on {t['agreement']:.1%} "

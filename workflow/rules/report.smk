@@ -66,6 +66,7 @@ rule skeletons:
 rule metrics_summary:
     input:
         metrics=res("model/metrics.json"),
+        compared=[path for run in COMPARED.values() for path in run],
     output:
         report(
             res("report/metrics.html"),
@@ -80,5 +81,7 @@ rule metrics_summary:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        runs=COMPARED,
     script:
         "../scripts/metrics_summary.py"

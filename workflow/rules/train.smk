@@ -19,12 +19,44 @@ rule global_stats:
 
 # model.tflite exists only when the config asks for it (the default).
 TFLITE = (
-    {"tflite": res("model/model.tflite")} if config["train"].get("tflite", True) else {}
+    {
+        "tflite": res("model/model.tflite"),
+        # Raw MediaPipe landmarks in: normalisation, smoothing, resampling in the graph.
+        "landmarks_tflite": res("model/model_landmarks.tflite"),
+    }
+    if config["train"].get("tflite", True)
+    else {}
 )
 # A GPU for SLURM: either a count (`gpu`) or a gres string naming the model (`gres`), not both.
 TRAIN_GPU = {"gpu": config["resources"]["train_gpu"]}
 if config["resources"]["train_gres"]:
     TRAIN_GPU = {"gres": config["resources"]["train_gres"]}
+
+
+# train.compare: further model types on the same split and seed, each in model/<type>/.
+COMPARE = config["train"]["compare"]
+# The evaluation page's comparison table: model type -> its metrics and train summary.
+COMPARED = (
+    {
+        config["train"]["model_type"]: (
+            res("model/metrics.json"),
+            res("model/train_summary.json"),
+        ),
+        **{
+            kind: (
+                res(f"model/{kind}/metrics.json"),
+                res(f"model/{kind}/train_summary.json"),
+            )
+            for kind in COMPARE
+        },
+    }
+    if COMPARE
+    else {}
+)
+
+
+wildcard_constraints:
+    model_type="|".join(COMPARE) or "no-model-type",
 
 
 rule train:
@@ -51,6 +83,9 @@ rule train:
         ),
         config=res("model/train_config.json"),
         tensorboard=directory(res("model/tensorboard")),
+        # What `signpose recognise` reruns on a new video: every step's options, the stats.
+        chain=res("model/pipeline.json"),
+        model_stats=res("model/global_stats.npz"),
     log:
         res("logs/train/train.log"),
     conda:
@@ -63,8 +98,29 @@ rule train:
     params:
         features=res("features"),
         options=config["train"],
+        chain={key: config[key] for key in ("clip", "pose", "features")},
+        clips=res("clips"),
     script:
         "../scripts/train.py"
+
+
+use rule train as train_compare with:
+    output:
+        model=res("model/{model_type}/model.keras"),
+        labels=res("model/{model_type}/labels.json"),
+        history=res("model/{model_type}/history.csv"),
+        curves=res("model/{model_type}/training_curves.png"),
+        summary=res("model/{model_type}/train_summary.json"),
+        config=res("model/{model_type}/train_config.json"),
+        tensorboard=directory(res("model/{model_type}/tensorboard")),
+    log:
+        res("logs/train/{model_type}.log"),
+    params:
+        features=res("features"),
+        options=lambda wc: {**config["train"], "model_type": wc.model_type},
+        # `signpose recognise` reads model/ (the configured model type) only.
+        chain=None,
+        clips=res("clips"),
 
 
 rule evaluate:
@@ -75,6 +131,7 @@ rule evaluate:
         labels=res("model/labels.json"),
         summary=res("model/train_summary.json"),
         config=res("model/train_config.json"),
+        chain=res("model/pipeline.json"),
     output:
         **TFLITE,
         metrics=report(
@@ -87,6 +144,7 @@ rule evaluate:
             caption="../report/confusion.rst",
             category="Training",
         ),
+        predictions=res("model/predictions.csv"),
     log:
         res("logs/evaluate/evaluate.log"),
     conda:
@@ -98,5 +156,31 @@ rule evaluate:
     params:
         features=res("features"),
         options=config["train"],
+        clips=res("clips"),
     script:
         "../scripts/evaluate.py"
+
+
+use rule evaluate as evaluate_compare with:
+    input:
+        instances=res("tables/instances.csv"),
+        stats=res("stats/global_stats.npz"),
+        model=res("model/{model_type}/model.keras"),
+        labels=res("model/{model_type}/labels.json"),
+        summary=res("model/{model_type}/train_summary.json"),
+        config=res("model/{model_type}/train_config.json"),
+    output:
+        **(
+            {"tflite": res("model/{model_type}/model.tflite")}
+            if config["train"].get("tflite", True)
+            else {}
+        ),
+        metrics=res("model/{model_type}/metrics.json"),
+        confusion=res("model/{model_type}/confusion_matrix.png"),
+        predictions=res("model/{model_type}/predictions.csv"),
+    log:
+        res("logs/evaluate/{model_type}.log"),
+    params:
+        features=res("features"),
+        options=lambda wc: {**config["train"], "model_type": wc.model_type},
+        clips=res("clips"),

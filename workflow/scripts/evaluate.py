@@ -9,4 +9,5 @@ evaluate_job(
     snakemake.params.features,
     # TensorFlow stays within the job's threads (its SLURM allocation).
     {**snakemake.params.options, "threads": snakemake.threads},
+    snakemake.params.clips,
 )

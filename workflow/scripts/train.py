@@ -9,4 +9,6 @@ train_job(
     snakemake.params.features,
     # TensorFlow stays within the job's threads (its SLURM allocation).
     {**snakemake.params.options, "threads": snakemake.threads},
+    snakemake.params.chain,
+    snakemake.params.clips,
 )

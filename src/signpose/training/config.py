@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-MODEL_TYPES = ("lstm", "transformer")
+MODEL_TYPES = ("lstm", "transformer", "cnn_lstm_rgb")
 LENGTH_MODES = ("resample", "crop_pad")
 
 AUGMENT_DEFAULTS: dict[str, Any] = {
@@ -41,6 +41,21 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         "causal": True,  # causal depthwise convolutions
         "eca": True,  # efficient channel attention in the conv blocks
     },
+    # The training guide's RGB model (models.build_cnn_lstm_rgb); defaults: config/schema.yaml.
+    "cnn_lstm_rgb": {
+        "frames": 30,
+        "image_size": 224,
+        "alpha": 1.0,
+        "weights": "imagenet",
+        "frame_dim": 256,
+        "lstm_units": 256,
+        "lstm2_units": 128,
+        "dense_units": 256,
+        "dense2_units": 128,
+        "dropout": 0.3,
+        "fine_tune_epochs": 0,
+        "fine_tune_learning_rate": 1e-5,
+    },
 }
 
 _BOOL_KNOBS = {"enabled", "causal", "eca"}
@@ -48,7 +63,9 @@ _BOOL_KNOBS = {"enabled", "causal", "eca"}
 _FRACTION_KNOBS = {"mirror_prob", "scale", "time_stretch", "frame_dropout"}
 _FRACTION_KNOBS |= {"dropout", "attn_dropout", "late_dropout"}
 _INT_KNOBS = {"frame_dim", "units", "layers", "dim", "depth", "conv_per_block", "heads"}
-_INT_KNOBS |= {"kernel_size", "expand", "late_dropout_epoch"}
+_INT_KNOBS |= {"kernel_size", "expand", "late_dropout_epoch", "frames", "image_size"}
+_INT_KNOBS |= {"lstm_units", "lstm2_units", "dense_units", "dense2_units", "fine_tune_epochs"}
+_STR_KNOBS = {"weights"}
 
 
 def _as_dict(name: str, value: Any) -> dict[str, Any]:
@@ -73,13 +90,13 @@ def _merge(kind: str, defaults: dict[str, Any], given: dict[str, Any] | None) ->
 
 
 def _check_range(name: str, key: str, value: Any) -> None:
-    if isinstance(value, bool):
+    if isinstance(value, bool | str):
         return
     if key in _FRACTION_KNOBS:
         if not 0 <= value < 1:
             raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         return
-    low = 1 if key in _INT_KNOBS and key != "late_dropout_epoch" else 0
+    low = 1 if key in _INT_KNOBS and key not in ("late_dropout_epoch", "fine_tune_epochs") else 0
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value!r}")
 
@@ -87,6 +104,8 @@ def _check_range(name: str, key: str, value: Any) -> None:
 def _knob_type(key: str) -> type:
     if key in _BOOL_KNOBS:
         return bool
+    if key in _STR_KNOBS:
+        return str
     return int if key in _INT_KNOBS else float
 
 
@@ -147,10 +166,15 @@ class TrainConfig:
     # CPU threads TensorFlow and tf.data may use (the workflow passes the rule's `threads`, so
     # a job stays within its SLURM allocation); 0 lets TensorFlow use every core it sees.
     threads: int = 0
+    # The schema holds its default (false); TensorBoard writes weight histograms every epoch.
+    tensorboard_histograms: bool = False
+    # Further model types trained on the same split and seed into model/<type>/ (the workflow
+    # reads it; schema default []).
+    compare: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            if f.name not in ("augment", "model"):
+            if f.name not in ("augment", "model", "compare"):
                 setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _field_type(f)))
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
@@ -168,6 +192,9 @@ class TrainConfig:
             raise ValueError(f"std_floor must be >= 0, got {self.std_floor}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        self.compare = list(self.compare or [])
+        if not set(self.compare) <= set(MODEL_TYPES):
+            raise ValueError(f"compare must list model types {MODEL_TYPES}, got {self.compare}")
         self.augment = _merge("augment", AUGMENT_DEFAULTS, self.augment)
         sections = _as_dict("model", self.model)
         unknown = sorted(set(sections) - set(MODEL_TYPES))
