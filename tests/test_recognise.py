@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 from pose_format import Pose
 
-from conftest import ROOT
+from conftest import ROOT, SHARED, needs
 from signpose import metadata, recognise
 from signpose.training import data, lite_runtime, names
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+REAL_VIDEO = SHARED / "media" / "pose_test_video.mp4"
 # A small, quick model: the test is about reproducing predictions, not about accuracy.
 TRAIN = {"model_type": "lstm", "epochs": 12, "patience": 12, "batch_size": 8,
          "model": {"lstm": {"frame_dim": 32, "units": 32, "layers": 1}}}  # fmt: skip
@@ -120,14 +121,19 @@ def test_cli_prints_json_only_and_one_bad_video_does_not_stop_the_others(demo_mo
 
 
 @pytest.mark.slow
-def test_cli_verbose_prints_seconds_per_video(demo_model):
-    inst = next(i for i in demo_instances("test") if i.video_id in evaluated(demo_model))
-    clip = demo_model / "clips" / f"{inst.video_id}.mp4"
-    proc = cli("--model", str(demo_model / "model"), "--verbose", str(clip))
+@needs(REAL_VIDEO)
+def test_a_real_signing_video_outside_the_demo_gets_five_demo_glosses(demo_model):
+    """A webcam recording (pose-format's test video, 58 frames, about 2 s), timed."""
+    proc = cli("--model", str(demo_model / "model"), "--json", "--verbose", str(REAL_VIDEO))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.splitlines()[0] == str(clip) and "1. " in proc.stdout
-    assert any(line.startswith(f"signpose recognise: {clip}: ") and line.endswith(" s")
-               for line in proc.stderr.splitlines())  # fmt: skip
+    [doc] = [json.loads(line) for line in proc.stdout.splitlines()]
+    labels = json.loads((demo_model / "model" / names.LABELS_FILE).read_text())
+    glosses = [p["gloss"] for p in doc["predictions"]]
+    assert len(glosses) == 5 and set(glosses) <= set(labels)
+    assert sum(p["probability"] for p in doc["predictions"]) <= 1 + 1e-6
+    timing = [line for line in proc.stderr.splitlines()
+              if line.startswith(f"signpose recognise: {REAL_VIDEO}: ")]  # fmt: skip
+    assert len(timing) == 1 and timing[0].endswith(" s")
 
 
 @pytest.mark.slow

@@ -145,7 +145,10 @@ def video_landmarks(
         raise VideoError(f"{src}: no such readable file")
     with tempfile.TemporaryDirectory(prefix="signpose-recognise-") as tmp:
         clip = Path(tmp) / "clip.mp4"
-        made = clips.make_clip(src, clip, start_s, end_s, bbox, folder.clip, CLIP_THREADS)
+        try:
+            made = clips.make_clip(src, clip, start_s, end_s, bbox, folder.clip, CLIP_THREADS)
+        except RuntimeError as e:  # ffmpeg gave up on a file it could open (names the file)
+            raise VideoError(str(e)) from None
         if isinstance(made, Tombstone):
             raise VideoError(_failure(src, made))
         pose = holistic.estimate(clip, folder.pose)
@@ -176,6 +179,13 @@ class Recogniser:
 
     def __init__(self, folder: ModelFolder, tflite: bool = False) -> None:
         """`tflite`: use model_landmarks.tflite (raw landmarks in) instead of model.keras."""
+        from signpose.training import rgb
+
+        if rgb.is_rgb(folder.train):
+            raise ModelFolderError(
+                f"{folder.path}: a {folder.train.model_type} model; signpose recognise runs the "
+                "landmark models (lstm, transformer)"
+            )
         self.folder, self.tflite = folder, tflite
         if tflite:
             from signpose.training import lite_runtime
