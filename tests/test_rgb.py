@@ -23,7 +23,7 @@ KNOBS = {"frames": 4, "image_size": 32, "alpha": 0.35, "frame_dim": 16, "lstm_un
 
 def rgb_config(weights: str, **overrides) -> TrainConfig:
     knobs = KNOBS | {"weights": weights} | overrides.pop("knobs", {})
-    base = {"model_type": "cnn_lstm_rgb", "batch_size": 4, "epochs": 25, "patience": 25,
+    base = {"model_type": "cnn_lstm_rgb", "batch_size": 4, "epochs": 15, "patience": 15,
             "learning_rate": 3e-3, "seed": 3, "threads": 2}  # fmt: skip
     base["model"] = {"cnn_lstm_rgb": knobs}
     return TrainConfig.from_dict(base | overrides)
@@ -57,13 +57,21 @@ def clips(tmp_path_factory) -> dict[str, list[tuple[str, str]]]:
 
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory) -> str:
-    """MobileNetV2 weights (random, seeded) saved as a file, as a user would provide one."""
+    """MobileNetV2 weights saved as a file, as a user would provide one: random (seeded), with
+    each batch norm's statistics set from random images, in order. Uncalibrated random weights
+    give features of about 1e-12 for any image: nothing to learn from, frozen."""
     import keras
 
     keras.utils.set_random_seed(0)
     backbone = keras.applications.MobileNetV2(
         input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None, pooling="avg"
     )
+    images = np.random.default_rng(0).uniform(-1, 1, (32, 32, 32, 3)).astype(np.float32)
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            seen = keras.Model(backbone.input, layer.input)(images).numpy()
+            layer.moving_mean.assign(seen.mean(axis=(0, 1, 2)))
+            layer.moving_variance.assign(seen.var(axis=(0, 1, 2)))
     path = tmp_path_factory.mktemp("weights") / "mobilenet_v2_0.35_no_top.weights.h5"
     backbone.save_weights(path)
     return str(path)
@@ -98,8 +106,8 @@ def test_the_guides_architecture_shapes_and_parameter_count():
                 + (128 * n + n))  # fmt: skip
     assert model.count_params() == expected
     frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
-    # The whole backbone is frozen, plus the two batch norms' moving statistics.
-    assert frozen == mobilenet_v2 + 2 * 256 + 2 * 128
+    # Random weights (none) train from the start: only batch-norm statistics are not trained.
+    assert frozen == 34_112 + 2 * 256 + 2 * 128
 
 
 def test_a_weights_file_is_loaded_into_the_backbone(weights_file):
@@ -116,6 +124,7 @@ def test_a_weights_file_is_loaded_into_the_backbone(weights_file):
                     if isinstance(layer, keras.Model))  # fmt: skip
     for a, b in zip(backbone.get_weights(), saved.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    assert not backbone.trainable  # given weights start frozen, as in the guide
 
 
 def test_offline_imagenet_fails_at_the_start_of_training_with_one_line(tmp_path, monkeypatch):
@@ -144,15 +153,14 @@ def test_cnn_lstm_rgb_learns_a_synthetic_rgb_signal_and_exports(clips, weights_f
 
     stats = tmp_path / "stats.npz"  # the landmark statistics: the RGB model does not use them
     np.savez(stats, mean=np.zeros(540, np.float32), std=np.ones(540, np.float32))
-    cfg = rgb_config(weights_file, knobs={"fine_tune_epochs": 2})
+    cfg = rgb_config(weights_file, knobs={"fine_tune_epochs": 1})
     out = tmp_path / "model"
     summary = train(clips["train"], clips["val"], stats, out, cfg)
     assert summary["model_type"] == "cnn_lstm_rgb" and summary["n_train"] == 24
     # Two phases, one history: the frozen epochs, then fine-tuning numbered on.
     history = (out / "history.csv").read_text().splitlines()
     assert len(history) - 1 == summary["epochs"] > 2
-    assert [line.split(",")[0] for line in history[-2:]] == [
-        str(summary["epochs"] - 2), str(summary["epochs"] - 1)]  # fmt: skip
+    assert history[-1].split(",")[0] == str(summary["epochs"] - 1)
     metrics = evaluate(out, {"val": clips["val"], "test": clips["test"]}, stats, cfg)
     test = metrics["splits"]["test"]
     assert test["n_evaluated"] == 9

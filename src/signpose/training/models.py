@@ -222,8 +222,8 @@ def build_cnn_lstm_rgb(
 
     Per frame (TimeDistributed): MobileNetV2 without its top, global average pooling and a
     dense head; then LSTM -> batch norm -> dropout, twice, dense, dense, softmax. Input: uint8
-    frames (frames, size, size, 3), rescaled to MobileNetV2's [-1, 1] inside the model. The
-    backbone starts frozen (`set_backbone_trainable` unfreezes it for fine-tuning).
+    frames (frames, size, size, 3), rescaled to MobileNetV2's [-1, 1] inside the model. A
+    pretrained backbone starts frozen (`set_backbone_trainable` unfreezes it for fine-tuning).
     `weights`: "imagenet", a weights file, or None (see rgb.backbone_weights).
     """
     frames, size = knobs["frames"], knobs["image_size"]
@@ -231,7 +231,9 @@ def build_cnn_lstm_rgb(
         input_shape=(size, size, 3), alpha=knobs["alpha"], include_top=False,
         weights=weights, pooling="avg",
     )  # fmt: skip
-    backbone.trainable = False
+    # Pretrained weights start frozen (the guide); random ones train from the start: a frozen
+    # random MobileNetV2 gives features of about 1e-12 whatever the image.
+    backbone.trainable = weights is None
     per_frame = keras.Sequential(
         [keras.Input((size, size, 3)), layers.Rescaling(1 / 127.5, offset=-1.0), backbone,
          layers.Dense(knobs["frame_dim"], activation="relu", name="frame_head")],
@@ -298,6 +300,9 @@ def compile_model(
     if cfg.label_smoothing > 0:
         loss = SmoothedSparseCrossentropy(n_classes, cfg.label_smoothing)
     model.compile(
+        # No XLA for the RGB model: compiling MobileNetV2's backward pass on a CPU made the
+        # first fine-tuning epoch take 610 s against 2 s for the next one.
+        jit_compile=False if cfg.model_type == "cnn_lstm_rgb" else "auto",
         optimizer=keras.optimizers.Adam(learning_rate or cfg.learning_rate),
         loss=loss,
         metrics=[
