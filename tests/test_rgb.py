@@ -23,7 +23,7 @@ KNOBS = {"frames": 4, "image_size": 32, "alpha": 0.35, "frame_dim": 16, "lstm_un
 
 def rgb_config(weights: str, **overrides) -> TrainConfig:
     knobs = KNOBS | {"weights": weights} | overrides.pop("knobs", {})
-    base = {"model_type": "cnn_lstm_rgb", "batch_size": 4, "epochs": 15, "patience": 15,
+    base = {"model_type": "cnn_lstm_rgb", "batch_size": 4, "epochs": 40, "patience": 40,
             "learning_rate": 3e-3, "seed": 3, "threads": 2}  # fmt: skip
     base["model"] = {"cnn_lstm_rgb": knobs}
     return TrainConfig.from_dict(base | overrides)
@@ -32,11 +32,11 @@ def rgb_config(weights: str, **overrides) -> TrainConfig:
 def write_clip(path: Path, colour: int, rng: np.random.Generator, frames: int = 12) -> None:
     """A noisy clip whose class is the colour channel a square moving across it is drawn in."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 64))
-    start = rng.integers(0, 20)
+    start = rng.integers(0, 8)
     for t in range(frames):
         frame = rng.integers(0, 60, (64, 64, 3), dtype=np.uint8)
-        x = int(start + 3 * t) % 48
-        frame[20:40, x : x + 16, 2 - colour] = 230  # BGR
+        x = int(start + 2 * t) % 28
+        frame[14:50, x : x + 36, 2 - colour] = 230  # BGR
         writer.write(frame)
     writer.release()
 

@@ -70,7 +70,8 @@ def dataset_html(instances: pd.DataFrame, dataset_name: str) -> str:
 
 SPLIT_FIGURES = {"n_evaluated": "items evaluated",
                  "n_excluded_unknown_gloss": "excluded (gloss not in train)",
-                 "top1": "top-1", "top5": "top-5", "mean_per_class_top1": "mean per-class top-1",
+                 "loss": "loss", "top1": "top-1", "top5": "top-5",
+                 "mean_per_class_top1": "mean per-class top-1",
                  "majority_baseline_top1": "majority-class top-1"}  # fmt: skip
 
 
