@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/poses.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/text.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/lexicon.smk"
 include: "workflow/rules/train.smk"
@@ -35,3 +36,17 @@ rule all:
         res("report/metrics.html"),
         res("report/qc.png"),
         res("report/skeletons.png"),
+        res("report/lexicon.html"),
+        [res("report/groups.png")] if GROUP_COLUMNS else [],
+
+
+# After a failed or interrupted run, the way back (README, "What is stale, and resuming").
+onerror:
+    from snakemake.logging import logger
+
+    logger.error(
+        "signpose: finished files are kept. Fix what failed above (if a job failed), then "
+        "resume with the same command, e.g. `snakemake --cores all`. If it then says the "
+        "directory cannot be locked and no other run is going on here: `snakemake --unlock`, "
+        "then the same command again."
+    )

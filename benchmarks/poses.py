@@ -66,7 +66,7 @@ DEMO_VIDEOS = [f"demo{n:05d}.mp4" for n in (1, 3, 4, 14, 20, 25, 30, 34)]
 # The bare loop of (a): what a user's own script does, and nothing else.
 BARE_LOOP = """
 import sys, cv2
-from signpose.holistic import tensorflow_blocked
+from signpose.compat.mediapipe import tensorflow_blocked
 with tensorflow_blocked():
     import mediapipe as mp
 for path in sys.argv[1:]:
@@ -223,10 +223,11 @@ def job_figures(log_text: str) -> dict:
 def probe(clip: str) -> dict:
     """One pose process's fixed cost, part by part (run in a fresh interpreter)."""
     t0 = time.perf_counter()
-    from signpose import holistic, video
+    from signpose import video
+    from signpose.compat import mediapipe as mp_compat
 
     t1 = time.perf_counter()
-    mp = holistic.import_mediapipe()
+    mp = mp_compat.import_mediapipe()
     t2 = time.perf_counter()
     graph = mp.solutions.holistic.Holistic(model_complexity=1)
     t3 = time.perf_counter()
@@ -263,9 +264,14 @@ def job_start(pose: Path, work: Path, repeats: int = 5) -> dict:
     folder.mkdir()
     env = {**os.environ, "TMPDIR": str(folder)}
     script = ROOT / "workflow" / "scripts" / "instance.py"
+    from signpose.config import with_defaults
+
+    options = json.dumps(with_defaults({}, "features"))
 
     def once(i: int, server: str) -> float:
-        args = ["features", f"{i}.log", str(pose), f"{i}.npy", f"{i}.json", "x", "{}"]
+        named = {"log": f"{i}.log", "pose": str(pose), "features": f"{i}.npy", "qc": f"{i}.json",
+                 "clean": f"{i}.pose", "video_id": "x", "options": options}  # fmt: skip
+        args = ["features", *(a for k, v in named.items() for a in (f"--{k}", v))]
         start = time.perf_counter()
         subprocess.run([PYTHON, str(script), *args], cwd=folder, check=True,
                        env={**env, "SIGNPOSE_FORKSERVER": server})  # fmt: skip

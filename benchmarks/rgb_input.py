@@ -89,8 +89,8 @@ def training_steps(args, clips: list[str], stored: list[str]) -> dict:
 
     limit_threads(args.threads)
     knobs = {"frames": args.frames, "image_size": args.size, "weights": "none"}
-    options = {"model_type": "cnn_lstm_rgb", "batch_size": args.batch, "threads": args.threads}
-    cfg = TrainConfig.from_dict(options | {"model": {"cnn_lstm_rgb": knobs}})
+    options = {"model_type": "cnn_lstm_rgb", "batch_size": args.batch}
+    cfg = TrainConfig.from_dict(options | {"model": {"cnn_lstm_rgb": knobs}}, args.threads)
     model = build_model(cfg, 10)
     compile_model(model, cfg, 10)
     labels = np.arange(len(clips), dtype=np.int32) % 10

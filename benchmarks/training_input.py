@@ -117,8 +117,8 @@ def main() -> None:
         for model_type in args.models:
             for batch in args.batch:
                 # Default (WLASL-size) knobs of each model: no `model` section given.
-                cfg = TrainConfig(model_type=model_type, seq_len=SEQ_LEN, batch_size=batch,
-                                  threads=args.threads)  # fmt: skip
+                options = {"model_type": model_type, "seq_len": SEQ_LEN, "batch_size": batch}
+                cfg = TrainConfig.from_dict(options, threads=args.threads)
                 started = time.perf_counter()
                 figures = measure_throughput(
                     items, stats_path, cfg, args.steps, args.repeats, PIPELINES

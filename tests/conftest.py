@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,11 +14,24 @@ SHARED = ROOT.parent / "shared" / "data"
 WLASL_300 = SHARED / "wlasl" / "WLASL_v0.3_first300.json"
 WLASL_2000 = SHARED / "wlasl" / "WLASL_v0.3_reconstructed2000.json"
 DEMO_JSON = ROOT / "resources" / "demo" / "WLASL_demo.json"
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
 def needs(path: Path):
     """Skip where the shared WLASL data is not next to the checkout (it is in CI)."""
     return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """The whole demo, run once per test session by Snakemake into a temporary results root:
+    the workflow's tests and those of `signpose recognise` (which reruns its chain) read it."""
+    results = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([SNAKEMAKE, "--nolock", "--cores", "2", "--config",
+                           f"results_dir={results}"], cwd=ROOT, capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return results
 
 
 @pytest.fixture

@@ -34,6 +34,9 @@ class Media:
     noise: bytes = b""
     # served at /files/<name>: distinct videos, as distinct sources of a dataset would be
     files: dict[str, bytes] = field(default_factory=dict)
+    # served at /hls/<variant>/<name>: an HLS playlist (index.m3u8) and its fragments
+    hls: dict[str, bytes] = field(default_factory=dict)
+    trickle_s: float = 5.0  # /trickle.mp4 sends one byte this often
     stall_s: float = 3.0  # longer than the timeout the tests configure
     slow_s: float = 1.0  # /slow.mp4 waits this long, so that parallel downloads overlap
     huge_bytes: int = 50 * 1024 * 1024
@@ -41,6 +44,7 @@ class Media:
     # fresh counter
     hits: collections.Counter[str] = field(default_factory=collections.Counter)
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    times: list[tuple[float, str]] = field(default_factory=list)  # (time.time(), target)
     active: int = 0  # requests being answered right now
     max_active: int = 0  # the most requests answered at once: what caps on parallelism bound
 
@@ -57,6 +61,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             media.hits[target] += 1
             media.seen.append((target, dict(self.headers.items())))
+            media.times.append((time.time(), target))
             media.active += 1
             media.max_active = max(media.max_active, media.active)
         route = self.server.route_for(path)
@@ -143,16 +148,42 @@ def _reset(h: Handler, s: MisbehavingServer) -> None:
     h.close_connection = True
 
 
-def _drop_twice(h: Handler, s: MisbehavingServer) -> None:
-    """Drop the connection mid-file on the first two requests to this path, then serve.
-
-    Two, because yt-dlp first probes the URL and reads only the headers of its answer: the
-    drop is noticed on the second request, the download proper.
-    """
-    if s.media.hits[unquote(h.path)] <= 2:
+def _drop_once(h: Handler, s: MisbehavingServer) -> None:
+    """Drop the connection mid-file on the first request to this path, then serve."""
+    if s.media.hits[unquote(h.path)] == 1:
         _reset(h, s)
     else:
         h.send_body(s.media.mp4, "video/mp4")
+
+
+def _trickle(h: Handler, s: MisbehavingServer) -> None:
+    """Promise the whole video, then send one byte every `trickle_s`: never a socket timeout."""
+    h.send_response(200)
+    h.send_header("Content-Type", "video/mp4")
+    h.send_header("Content-Length", str(len(s.media.mp4)))
+    h.end_headers()
+    for i in range(len(s.media.mp4)):
+        h.wfile.write(s.media.mp4[i : i + 1])
+        h.wfile.flush()
+        time.sleep(s.media.trickle_s)
+
+
+def _hls(h: Handler, s: MisbehavingServer) -> None:
+    """/hls/<variant>/<name>: `ok` serves every fragment, `missing` answers 404 for the second
+    one, `short` cuts the second one off halfway under a Content-Length for all of it."""
+    _, _, variant, name = urlsplit(unquote(h.path)).path.split("/", 3)
+    body = s.media.hls.get(name)
+    if body is None:
+        h.send_status(404)
+    elif name.endswith(".m3u8"):
+        h.send_body(body, "application/vnd.apple.mpegurl")
+    elif name == "seg1.ts" and variant == "missing":
+        h.send_status(404)
+    elif name == "seg1.ts" and variant == "short":
+        _send_half(h, body, len(body))
+        h.close_connection = True
+    else:
+        h.send_body(body, "video/mp2t")
 
 
 def _slow(h: Handler, s: MisbehavingServer) -> None:
@@ -225,7 +256,8 @@ ROUTES: dict[str, Route] = {
     "/always503.mp4": _status(503),
     "/flaky429.mp4": _fail_first(429),
     "/flaky503.mp4": _fail_first(503),
-    "/drop-then-ok.mp4": _drop_twice,
+    "/drop-then-ok.mp4": _drop_once,
+    "/trickle.mp4": _trickle,
     "/slow.mp4": _slow,
     "/stall-headers.mp4": _stall_before_headers,
     "/stall-body.mp4": _stall_mid_body,
@@ -266,6 +298,8 @@ class MisbehavingServer(ThreadingHTTPServer):
             return _redirect_chain
         if path.startswith("/files/"):
             return _file
+        if path.startswith("/hls/"):
+            return _hls
         return ROUTES.get(path, _status(404))
 
     def url(self, path: str) -> str:

@@ -10,9 +10,11 @@ metadata, and the cookies file staying out of every output.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +32,9 @@ DEMO_VIDEO = ROOT / "resources" / "demo" / "videos" / "demo00001.mp4"
 TABLES = ["results/tables/instances.csv", "results/tables/failures.csv"]
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Snakemake on the repository's workflow, with `workdir` as its working directory.
 
     Targets must come first in `args`: --configfile takes every word after it.
@@ -38,24 +42,28 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     configs = [str(ROOT / "config" / "config.yaml"), str(workdir / "overlay.yaml")]
     command = [SNAKEMAKE, *args, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
                "--configfile", *configs]  # fmt: skip
-    proc = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
+    proc = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False,
+                          env=env)  # fmt: skip
     if check:
         assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
 
 
-def record(video_id: str, url: str, gloss: str = "sign") -> dict:
-    return {"gloss": gloss, "instances": [{"bbox": None, "fps": 25, "frame_start": 1,
-            "frame_end": -1, "split": "train", "url": url, "video_id": video_id}]}  # fmt: skip
+def record(video_id: str, url: str, gloss: str = "sign", frames: tuple[int, int] = (1, -1)) -> dict:
+    start, end = frames
+    return {"gloss": gloss, "instances": [{"bbox": None, "fps": 25, "frame_start": start,
+            "frame_end": end, "split": "train", "url": url, "video_id": video_id}]}  # fmt: skip
 
 
-def setup_run(workdir: Path, records: list[dict], **download: object) -> None:
+def setup_run(
+    workdir: Path, records: list[dict], dataset: dict | None = None, **download: object
+) -> None:
     """Metadata and a config overlay (a file: --config would turn numbers into strings)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "meta.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
     options = {"allow_private_hosts": True, "timeout_s": 2, "retries": 2, "backoff_s": 0}
-    overlay = {"dataset": {"name": "acq", "metadata": "meta.json"}, "results_dir": "results",
-               "download": {**options, **download}}  # fmt: skip
+    overlay = {"dataset": {"name": "acq", "metadata": "meta.json", **(dataset or {})},
+               "results_dir": "results", "download": {**options, **download}}  # fmt: skip
     (workdir / "overlay.yaml").write_text(json.dumps(overlay))
 
 
@@ -119,9 +127,8 @@ def test_transient_failures_succeed_on_a_snakemake_retry(run, server):
         log = (run["workdir"] / "results" / "logs" / "download" / f"{target.stem}.log").read_text()
         assert "attempt 2" in log  # the log of the attempt that succeeded
     hits = server.media.hits
-    # 429, 503: one refused request, then yt-dlp's probe and download on the retry;
-    # the drop: the probe and the broken download, then both again
-    for vid, expected in (("v429", 3), ("v503", 3), ("vdrop", 4)):
+    # one request per attempt for a direct file: the refused or broken one, then the download
+    for vid, expected in (("v429", 2), ("v503", 2), ("vdrop", 2)):
         assert hits[request_target(run["urls"][vid])] == expected, vid
 
 
@@ -256,3 +263,138 @@ def test_unsafe_video_ids_stop_the_run_at_start(tmp_path, server, video_id):
     assert not (tmp_path / "results").exists()
     assert {p for p in tree(tmp_path) - before if ".snakemake" not in p.parts} == set()
     assert request_target(url) not in server.media.hits
+
+
+# ---------------------------------------------------------------------------------------------
+# YouTube without a network, sources that never work, and videos the user already has
+
+
+@pytest.mark.slow
+def test_offline_youtube_names_the_runtime_and_fails_the_machine_in_one_line(tmp_path):
+    # no venv directory on PATH: the runtime is found by path, not by PATH
+    path = ":".join(p for p in os.environ["PATH"].split(":") if ".venv" not in p and p)
+    url = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    setup_run(tmp_path, [record("yt", url)], retries=0, allow_private_hosts=False)
+    proc = snakemake(tmp_path, "--until", "download", "--cores", "1", check=False,
+                     env={**os.environ, "PATH": path})  # fmt: skip
+    assert proc.returncode != 0  # this machine has no DNS: the job fails, nothing is buried
+    log = (tmp_path / "results" / "logs" / "download" / "dQw4w9WgXcQ.log").read_text()
+    assert re.search(r"JavaScript runtime: deno 2\.9\.8 \(/\S+/deno\)", log), log
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "transient failure of this machine" in errors[0], log
+    assert not source(tmp_path, url).exists()
+
+
+@pytest.mark.slow
+def test_sources_that_never_work_end_as_tombstones_and_the_run_builds_its_tables(tmp_path, server):
+    """One good source, one that always sends a short body, one that trickles a byte every
+    second past a 5 s deadline: no --keep-going, exit 0, every aggregate built."""
+    server.media.trickle_s = 1.0
+    urls = {"good": server.unique("/video.mp4"), "short": server.unique("/truncated.mp4"),
+            "trickle": server.unique("/trickle.mp4")}  # fmt: skip
+    setup_run(tmp_path, [record(vid, url) for vid, url in urls.items()], retries=1,
+              deadline_s=5)  # fmt: skip
+    aggregates = [*TABLES, "results/report/dataset.html",
+                  *(f"results/lexicon/{s}/index.csv" for s in ("train", "all"))]  # fmt: skip
+    start = time.monotonic()
+    snakemake(tmp_path, *aggregates, "--cores", "2")
+    assert time.monotonic() - start < 120
+    assert server.media.hits[request_target(urls["good"])] == 1
+    for vid in ("short", "trickle"):
+        tomb = tombstone.read(source(tmp_path, urls[vid]))
+        assert (tomb.stage, tomb.reason) == ("download", "gave_up")
+        assert tomb.detail.startswith("after 2 attempts"), tomb.detail
+        assert server.media.hits[request_target(urls[vid])] == 2
+    assert "deadline_s" in tombstone.read(source(tmp_path, urls["trickle"])).detail
+    table = tables.read_instances(tmp_path / "results" / "tables" / "instances.csv")
+    reasons = dict(zip(table["video_id"], table["reason"], strict=True))
+    assert reasons["short"] == reasons["trickle"] == "gave_up"
+    for path in aggregates:
+        assert (tmp_path / path).stat().st_size > 0
+
+
+def _mirror_run(workdir: Path, server, layout: str) -> dict:
+    """Three instances whose URLs would 404 (one of them YouTube), all in a mirror."""
+    mirror = workdir / ("videos" if layout == "instances" else "raw_videos")
+    mirror.mkdir(parents=True)
+    demo = ROOT / "resources" / "demo" / "videos"
+    youtube = "https://www.youtube.com/watch?v=abcdefghijk"
+    urls = {"m1": server.unique("/gone404.mp4"), "m2": server.unique("/gone404.mp4"),
+            "m3": youtube}  # fmt: skip
+    names = {"m1": "m1", "m2": "m2", "m3": "m3" if layout == "instances" else "abcdefghijk"}
+    for i, name in enumerate(names.values(), start=1):
+        (mirror / f"{name}.mp4").write_bytes((demo / f"demo0000{i}.mp4").read_bytes())
+    records = [record(vid, url, frames=(5, 20)) for vid, url in urls.items()]
+    setup_run(workdir, records, dataset={"mirror": {"dir": mirror.name, "layout": layout,
+                                                    "fallback": "none"}})  # fmt: skip
+    before = {p.name: p.read_bytes() for p in mirror.iterdir()}
+    clips = [f"results/clips/{vid}.mp4" for vid in urls]
+    snakemake(workdir, *clips, *TABLES, "--cores", "2")
+    after = {p.name: p.read_bytes() for p in mirror.iterdir()}
+    assert after == before  # read, never moved or changed
+    assert not any(request_target(u) in server.media.hits for u in urls.values() if "127" in u)
+    return {"mirror": mirror, "names": names, "clips": clips}
+
+
+@pytest.mark.slow
+def test_an_instances_mirror_gives_every_clip_uncut_without_a_request(tmp_path, server):
+    run = _mirror_run(tmp_path, server, "instances")
+    for vid, name in run["names"].items():
+        clip = tmp_path / "results" / "clips" / f"{vid}.mp4"
+        assert decoded_frames(clip) == decoded_frames(run["mirror"] / f"{name}.mp4") > 16
+    assert not (tmp_path / "results" / "sources").exists()  # no source was ever needed
+    table = tables.read_instances(tmp_path / "results" / "tables" / "instances.csv")
+    assert table["from_mirror"].astype(bool).all()
+
+
+@pytest.mark.slow
+def test_a_sources_mirror_stands_in_for_downloads_and_is_cut(tmp_path, server):
+    run = _mirror_run(tmp_path, server, "sources")
+    for vid in run["names"]:
+        clip = tmp_path / "results" / "clips" / f"{vid}.mp4"
+        assert decoded_frames(clip) == 16  # frames 5..20 at the source's 25 fps
+    table = tables.read_instances(tmp_path / "results" / "tables" / "instances.csv")
+    assert table["from_mirror"].astype(bool).all()
+
+
+@pytest.mark.slow
+def test_the_readme_command_ends_with_every_aggregate_despite_sources_that_never_work(
+    tmp_path, server
+):
+    """The demo, two of its training sources swapped for one that always sends a short body and
+    one that trickles past the deadline: `snakemake --cores 2` (rule all, no --keep-going)."""
+    server.media.trickle_s = 1.0
+    entries = json.loads((ROOT / "resources" / "demo" / "WLASL_demo.json").read_text())
+    bad = {}
+    for entry in entries:
+        for inst in entry["instances"]:
+            inst["url"] = str(ROOT / "resources" / "demo" / inst["url"])
+            if inst["split"] == "train" and len(bad) < 2:
+                route = "/truncated.mp4" if not bad else "/trickle.mp4"
+                inst["url"] = bad[inst["video_id"]] = server.unique(route)
+    setup_run(tmp_path, [], dataset={"allow_local_files": True}, retries=1, deadline_s=5)
+    (tmp_path / "meta.json").write_text(json.dumps(entries))
+    snakemake(tmp_path, "--cores", "2")
+    results = tmp_path / "results"
+    for vid, url in bad.items():
+        tomb = tombstone.read(source(tmp_path, url))
+        assert (tomb.stage, tomb.reason) == ("download", "gave_up"), vid
+    table = tables.read_instances(results / "tables" / "instances.csv").set_index("video_id")
+    assert all(table.loc[vid, "reason"] == "gave_up" for vid in bad)
+    for path in ("tables/funnel.csv", "lexicon/all/index.csv", "report/dataset.html",
+                 "model/metrics.json"):  # fmt: skip
+        assert (results / path).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_the_per_host_pause_holds_under_snakemake_with_parallel_jobs(tmp_path, server):
+    """Four sources on one host, -j 4 and max_parallel 4: only the pause spaces them out."""
+    urls = {f"p{i}": server.unique("/video.mp4") for i in range(4)}
+    setup_run(tmp_path, [record(vid, url) for vid, url in urls.items()], max_parallel=4,
+              host_pause_s={"127.0.0.1": 1.0})  # fmt: skip
+    targets = [str(source(tmp_path, url).relative_to(tmp_path)) for url in urls.values()]
+    snakemake(tmp_path, *targets, "--cores", "4")
+    wanted = {request_target(url) for url in urls.values()}
+    starts = sorted(t for t, target in server.media.times if target in wanted)
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert len(starts) == 4 and min(gaps) >= 1.0, gaps

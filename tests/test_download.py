@@ -25,13 +25,14 @@ import pytest
 
 from signpose import download, tombstone
 from signpose.download import DownloadOptions, Outcome, TransientDownloadError, fetch_source
+from signpose.download.failures import Dead, Scrubber, classify
 from signpose.sites import source_id, youtube_id
 
 # the helper sits beside this file; the path entry keeps it importable whether or not tests/
 # becomes a package
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import decoded_frames  # noqa: E402
-from httpserver import Media, MisbehavingServer  # noqa: E402
+from httpserver import Media, MisbehavingServer, request_target  # noqa: E402
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 TIMEOUT_S = 1.0  # the tests' socket timeout; the server stalls for 3 s
@@ -78,15 +79,23 @@ def server(media_dir: Path) -> Iterator[MisbehavingServer]:
         yield srv
 
 
-def options(**changes: object) -> DownloadOptions:
-    """Test defaults: loopback allowed, short timeout, small caps so failures are quick."""
+def options(
+    allow_local_files: bool = False, local_root: Path | None = None, **changes: object
+) -> DownloadOptions:
+    """Test defaults: loopback allowed, short timeout, small caps so failures are quick.
+
+    Everything else is the schema's default (the download section validated and filled).
+    """
     base: dict[str, object] = {
         "allow_private_hosts": True,
         "timeout_s": TIMEOUT_S,
         "max_bytes": 1_000_000,
         "max_duration_s": 60,
     }
-    return DownloadOptions(**{**base, **changes})  # type: ignore[arg-type]
+    changes = {k: str(v) if isinstance(v, Path) else v for k, v in changes.items()}
+    return DownloadOptions.from_config(
+        {**base, **changes}, allow_local_files=allow_local_files, local_root=local_root
+    )
 
 
 def target_for(tmp_path: Path, url: str) -> Path:
@@ -385,7 +394,7 @@ def test_cookies_are_sent_but_never_shown(
     dead, tomb = fetch(server.url("/gone404.mp4"), tmp_path, opts)
     assert dead.reason == "http_404"
     assert jar.read_bytes() == before  # yt-dlp saves its jar on close: never onto ours
-    shown = caplog.text + tomb.read_text() + json.dumps(dead.__dict__)
+    shown = caplog.text + tomb.read_bytes().decode("utf-8", "replace") + json.dumps(dead.__dict__)
     assert "SECRET" not in shown and caplog.text
 
 
@@ -411,8 +420,9 @@ def test_rate_limit_and_sleep_slow_the_download(server: MisbehavingServer, tmp_p
 
 
 def test_options_defaults_and_config() -> None:
-    assert DownloadOptions.from_config({}) == DownloadOptions()
-    assert DownloadOptions.from_config(None).max_bytes == 500_000_000
+    local = {"allow_local_files": False, "local_root": None}
+    assert DownloadOptions.from_config({}, **local) == DownloadOptions.from_config(None, **local)
+    assert DownloadOptions.from_config(None, **local).max_bytes == 500_000_000
     opts = DownloadOptions.from_config(
         {
             "format": "b",
@@ -424,10 +434,10 @@ def test_options_defaults_and_config() -> None:
             "max_redirects": 0,
             "headers": {"aslpro.com": {"Referer": ASLPRO_REFERER}},
             "cookies_file": "cookies.txt",
-            "allow_local_files": True,
-            "local_root": "resources/demo",
             "allow_private_hosts": True,
-        }
+        },
+        allow_local_files=True,
+        local_root="resources/demo",
     )
     assert opts.cookies_file == Path("cookies.txt") and opts.local_root == Path("resources/demo")
     assert opts.headers_for("www.aslpro.com") == {"Referer": ASLPRO_REFERER}
@@ -441,9 +451,12 @@ def test_workflow_options_leave_out_what_steers_snakemake(tmp_path: Path) -> Non
                      "retry_reasons": ["http_403"]},
         "dataset": {"metadata": str(tmp_path / "meta" / "WLASL.json"), "allow_local_files": True},
     }  # fmt: skip
-    opts = DownloadOptions.from_config(download.workflow_options(config))
+    opts = download.workflow_options(config)
     local_root = tmp_path / "meta"
-    assert opts == DownloadOptions(timeout_s=5, allow_local_files=True, local_root=local_root)
+    expected = DownloadOptions.from_config(
+        {"timeout_s": 5}, allow_local_files=True, local_root=local_root
+    )
+    assert opts == expected
 
 
 def test_remove_tombstones_deletes_only_the_chosen_reasons(media_dir: Path, tmp_path: Path) -> None:
@@ -461,9 +474,7 @@ def test_remove_tombstones_deletes_only_the_chosen_reasons(media_dir: Path, tmp_
 
 
 def test_more_specific_header_suffix_wins() -> None:
-    opts = DownloadOptions(
-        headers={"example.org": {"A": "1", "B": "1"}, "v.example.org": {"B": "2"}}
-    )
+    opts = options(headers={"example.org": {"A": "1", "B": "1"}, "v.example.org": {"B": "2"}})
     assert opts.headers_for("cdn.v.example.org") == {"A": "1", "B": "2"}
 
 
@@ -480,7 +491,7 @@ def test_more_specific_header_suffix_wins() -> None:
 )
 def test_bad_config_is_rejected_by_name(config: dict[str, object], named: str) -> None:
     with pytest.raises(ValueError, match=named):
-        DownloadOptions.from_config(config)
+        DownloadOptions.from_config(config, allow_local_files=False, local_root=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -493,12 +504,12 @@ def test_bad_config_is_rejected_by_name(config: dict[str, object], named: str) -
         ("[youtube] abc: Video unavailable", "unavailable"),
         (
             "[youtube] abc: Video unavailable. This video has been removed by the uploader",
-            "unavailable",
+            "removed",
         ),
         (
             "[youtube] abc: Video unavailable. This video is no longer available because the "
             "YouTube account associated with this video has been terminated.",
-            "unavailable",
+            "removed",
         ),
         (
             "[youtube] abc: Private video. Sign in if you've been granted access to this video. "
@@ -526,11 +537,11 @@ def test_youtube_messages_are_classified(message: str, reason: str | None) -> No
     cause = ExtractorError(message, expected=True)
     err = DownloadError(f"ERROR: {message}", (type(cause), cause, None))
     url = "https://www.youtube.com/watch?v=abcdefghijk"
-    verdict = download._classify(err, url, download._Scrubber(None))
+    verdict = classify(err, url, Scrubber(None))
     if reason is None:
         assert isinstance(verdict, TransientDownloadError)
     else:
-        assert isinstance(verdict, download._Dead) and verdict.reason == reason
+        assert isinstance(verdict, Dead) and verdict.reason == reason
 
 
 @pytest.mark.parametrize("status", [403, 404])
@@ -548,10 +559,10 @@ def test_youtube_stream_http_errors_are_transient(status: int) -> None:
         f"ERROR: unable to download video data: {cause}", (type(cause), cause, None)
     )
     youtube = "https://youtu.be/abcdefghijk"
-    verdict = download._classify(err, youtube, download._Scrubber(None))
+    verdict = classify(err, youtube, Scrubber(None))
     assert isinstance(verdict, TransientDownloadError)
-    other = download._classify(err, "http://aslsignbank.example/a.mp4", download._Scrubber(None))
-    assert isinstance(other, download._Dead) and other.reason == f"http_{status}"
+    other = classify(err, "http://aslsignbank.example/a.mp4", Scrubber(None))
+    assert isinstance(other, Dead) and other.reason == f"http_{status}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,5 +624,290 @@ def test_planning_time_imports_stay_light() -> None:
         "heavy = {'yt_dlp', 'cv2', 'numpy'} & set(sys.modules);"
         "assert not heavy, heavy"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(download.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(download.__file__).parents[2])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+# ---------------------------------------------------------------------------------------------
+# one request per attempt, the whole-attempt deadline, per-host pauses
+
+
+def test_a_direct_file_costs_one_request(server: MisbehavingServer, tmp_path: Path) -> None:
+    url = server.unique("/video.mp4")
+    outcome, target = fetch(url, tmp_path)
+    assert_video(outcome, target)
+    assert server.media.hits[request_target(url)] == 1  # no probe before the download
+
+
+def test_a_trickling_server_is_cut_off_at_the_deadline(
+    server: MisbehavingServer, tmp_path: Path
+) -> None:
+    # one byte every 0.3 s never trips the 1 s socket timeout; only the deadline ends it
+    server.media.trickle_s = 0.3
+    start = time.monotonic()
+    message = assert_transient(server.url("/trickle.mp4"), tmp_path, options(deadline_s=2))
+    assert 2 <= time.monotonic() - start < 5
+    assert "deadline_s" in message
+
+
+def _fetch_in_child(url: str, target: str, pause_s: float) -> None:
+    opts = options(host_pause_s={"127.0.0.1": pause_s})
+    fetch_source(url, Path(target), opts, LOG)
+
+
+def test_the_per_host_pause_holds_across_parallel_jobs(
+    server: MisbehavingServer, tmp_path: Path
+) -> None:
+    import multiprocessing
+
+    pause_s = 0.6
+    urls = [server.unique("/video.mp4") for _ in range(4)]
+    sources = tmp_path / "sources"
+    context = multiprocessing.get_context("fork")
+    jobs = [context.Process(target=_fetch_in_child, args=(url, str(sources / f"{i}.mp4"), pause_s))
+            for i, url in enumerate(urls)]  # fmt: skip
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(60)
+        assert job.exitcode == 0
+    starts = sorted(t for t, target in server.media.times if target in map(request_target, urls))
+    assert len(starts) == 4
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= pause_s - 0.05, gaps
+    assert (sources / ".pace" / "127.0.0.1").is_file()
+
+
+def test_the_pause_matches_the_most_specific_suffix() -> None:
+    opts = options(host_pause_s={"youtube.com": 4, "www.youtube.com": 6, "other.org": 1})
+    assert opts.pause_for("m.youtube.com") == ("youtube.com", 4.0)
+    assert opts.pause_for("www.youtube.com") == ("www.youtube.com", 6.0)
+    assert opts.pause_for("notyoutube.com") == ("", 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# HLS with holes, and a duration that does not match the site's
+
+
+@pytest.fixture(scope="session")
+def hls_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("hls")
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=4:size=160x120:rate=25",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", "-f", "hls", "-hls_time", "1",
+         "-hls_list_size", "0", "-hls_segment_filename", str(folder / "seg%d.ts"),
+         str(folder / "index.m3u8")],
+        check=True,
+    )  # fmt: skip
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_whole_hls_stream_is_a_source(
+    server: MisbehavingServer, tmp_path: Path, hls_media: dict[str, bytes]
+) -> None:
+    server.media.hls = hls_media
+    outcome, target = fetch(server.url("/hls/ok/index.m3u8"), tmp_path)
+    assert outcome.status == "ok", outcome
+    assert decoded_frames(target) == 100
+
+
+@pytest.mark.parametrize("variant", ["missing", "short"])
+def test_hls_with_a_hole_is_incomplete_never_a_source(
+    server: MisbehavingServer, tmp_path: Path, hls_media: dict[str, bytes], variant: str
+) -> None:
+    server.media.hls = hls_media
+    url = server.url(f"/hls/{variant}/index.m3u8")
+    target = target_for(tmp_path, url)
+    with pytest.raises(TransientDownloadError) as caught:
+        fetch_source(url, target, options(), LOG)
+    assert caught.value.final_reason == "incomplete", caught.value
+    assert_nothing_left(target)
+    assert f"/hls/{variant}/seg1.ts" in server.media.hits
+
+
+def test_a_duration_short_of_the_reported_one_is_incomplete(
+    media_dir: Path, tmp_path: Path
+) -> None:
+    from signpose.download import media
+
+    target = tmp_path / "sources" / "x.mp4"
+    raw = tmp_path / "raw.mp4"
+    raw.write_bytes((media_dir / "clip.mp4").read_bytes())  # 2 s decoded
+    with pytest.raises(TransientDownloadError) as caught:
+        media.normalise(raw, target, options(), 5.0, "download")
+    assert caught.value.final_reason == "incomplete"
+    assert "2.00 s decoded" in str(caught.value) and not target.exists()
+    # within a second of what the site said: a good source, its frames counted by decoding
+    raw.write_bytes((media_dir / "clip.mp4").read_bytes())
+    outcome = media.normalise(raw, target, options(), 2.5, "download")
+    assert (outcome.status, outcome.frames) == ("ok", 50)
+
+
+# ---------------------------------------------------------------------------------------------
+# the JavaScript runtime YouTube needs
+
+
+def test_the_runtime_is_the_deno_package_binary_and_is_named() -> None:
+    import deno
+    import yt_dlp_ejs
+
+    from signpose.download import ytdlp
+
+    line, runtime = ytdlp.environment_line(options())
+    assert runtime.name == "deno" and runtime.path == deno.find_deno_bin()
+    assert runtime.version == "2.9.8"
+    assert f"JavaScript runtime: deno 2.9.8 ({runtime.path})" in line
+    assert line.startswith("yt-dlp 2026.10.26;") and f"yt-dlp-ejs {yt_dlp_ejs.version}" in line
+
+
+def test_a_missing_runtime_fails_the_machine_not_the_video(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOG.name)
+    opts = options(js_runtime="node", js_runtime_path=str(tmp_path / "no-node"))
+    url = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    target = target_for(tmp_path, url)
+    with pytest.raises(download.MachineError, match="JavaScript runtime node .* is missing"):
+        fetch_source(url, target, opts, LOG)
+    assert_nothing_left(target)
+    assert "JavaScript runtime: node MISSING" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# the job: every source ends; the machine's failures never become tombstones
+
+
+def job_config(tmp_path: Path, mirror: dict | None = None, **download_changes: object) -> dict:
+    from signpose.config import with_defaults
+
+    dataset: dict[str, object] = {"name": "t", "metadata": str(tmp_path / "meta.json")}
+    if mirror is not None:
+        dataset["mirror"] = mirror
+    section = {"allow_private_hosts": True, "timeout_s": TIMEOUT_S, "backoff_s": 0,
+               "retries": 2, **download_changes}  # fmt: skip
+    return with_defaults({"dataset": dataset, "download": section})
+
+
+def test_a_source_still_failing_after_the_last_retry_is_a_gave_up_tombstone(
+    server: MisbehavingServer, tmp_path: Path
+) -> None:
+    from signpose.download.job import download_job
+
+    url = server.unique("/truncated.mp4")
+    target = target_for(tmp_path, url)
+    config = job_config(tmp_path)
+    for attempt in (1, 2):  # retries: 2, so attempts 1 and 2 fail the job
+        with pytest.raises(TransientDownloadError):
+            download_job(url, str(target), config, attempt, None)
+        assert_nothing_left(target)
+    download_job(url, str(target), config, 3, None)
+    tomb = tombstone.read(target)
+    assert (tomb.stage, tomb.reason) == ("download", "gave_up")
+    assert tomb.detail.startswith("after 3 attempts, the last: ") and url in tomb.detail
+    assert server.media.hits[request_target(url)] == 3
+    assert_only(target)
+
+
+def test_an_incomplete_source_ends_as_an_incomplete_tombstone(
+    server: MisbehavingServer, tmp_path: Path, hls_media: dict[str, bytes]
+) -> None:
+    from signpose.download.job import download_job
+
+    server.media.hls = hls_media
+    url = server.url("/hls/missing/index.m3u8")
+    target = target_for(tmp_path, url)
+    download_job(url, str(target), job_config(tmp_path, retries=0), 1, None)
+    assert tombstone.read(target).reason == "incomplete"
+
+
+def test_the_bot_check_waits_long_says_how_to_pass_and_leaves_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from signpose.download import job
+    from signpose.download.failures import classify
+
+    message = "ERROR: [youtube] abc: Sign in to confirm you\u2019re not a bot. Use --cookies"
+
+    def bot_check(url: str, *args: object, **kwargs: object) -> None:
+        raise classify(RuntimeError(message), url, lambda text: text)
+
+    monkeypatch.setattr(job, "fetch_source", bot_check)
+    caplog.set_level(logging.INFO, logger="signpose")
+    url = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    target = target_for(tmp_path, url)
+    config = job_config(tmp_path, bot_check_backoff_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(download.TransientDownloadError, match="not a bot"):
+        job.download_job(url, str(target), config, 1, None)  # not the last attempt
+    assert time.monotonic() - started >= 0.5  # the long back-off, before Snakemake's retry
+    assert "set download.cookies_file to a cookies.txt" in caplog.text
+    assert_nothing_left(target)
+
+
+def test_no_dns_fails_every_attempt_and_never_buries_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from signpose.download.job import download_job
+
+    def no_dns(host: str, *args: object, **kwargs: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    caplog.set_level(logging.INFO, logger="signpose")
+    url = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    target = target_for(tmp_path, url)
+    config = job_config(tmp_path, allow_private_hosts=False)
+    with pytest.raises(download.MachineError, match="no DNS on this machine"):
+        download_job(url, str(target), config, 3, None)  # the last attempt
+    assert_nothing_left(target)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "transient failure of this machine, not of the source" in errors[0]
+    assert "JavaScript runtime: deno 2.9.8" in caplog.text  # named before the first request
+
+
+def test_a_sources_mirror_stands_in_for_the_download(
+    server: MisbehavingServer, media_dir: Path, tmp_path: Path
+) -> None:
+    from signpose.download import mirror as mirrors
+    from signpose.download.job import download_job
+
+    mirror = tmp_path / "raw_videos"
+    mirror.mkdir()
+    (mirror / "v7.mkv").write_bytes((media_dir / "clip.mkv").read_bytes())
+    (mirror / "dQw4w9WgXcQ.webm").write_bytes((media_dir / "clip.webm").read_bytes())
+    before = {p.name: p.read_bytes() for p in mirror.iterdir()}
+    config = job_config(tmp_path, mirror={"dir": str(mirror), "fallback": "none"})
+    url, other = server.unique("/video.mp4"), server.unique("/video.mp4")
+    youtube = "https://youtu.be/dQw4w9WgXcQ"
+    urls = {"v6": url, "v7": url, "v8": other, "v9": youtube}
+    found = mirrors.mirrored(mirrors.Mirror.from_config(config["dataset"]), urls)
+    # start_kit's names: non-YouTube sources by a video_id, YouTube ones by their id
+    assert found == {"v6": mirror / "v7.mkv", "v7": mirror / "v7.mkv",
+                     "v9": mirror / "dQw4w9WgXcQ.webm"}  # fmt: skip
+    for source_url, vid in ((url, "v6"), (youtube, "v9")):
+        target = target_for(tmp_path, source_url)
+        download_job(source_url, str(target), config, 1, str(found[vid]))
+        assert decoded_frames(target) == 50 and codec_of(target) == "h264"
+    assert request_target(url) not in server.media.hits  # no request at all
+    assert {p.name: p.read_bytes() for p in mirror.iterdir()} == before  # read, never changed
+    download_job(other, str(target_for(tmp_path, other)), config, 1, None)
+    assert tombstone.read(target_for(tmp_path, other)).reason == "not_in_mirror"
+    assert request_target(other) not in server.media.hits
+
+
+def test_no_route_out_is_the_machine_s_fault() -> None:
+    import errno
+
+    from yt_dlp.networking.exceptions import TransportError
+    from yt_dlp.utils import DownloadError
+
+    # what requests raises when connect() finds no route: the errno deep in the chain
+    try:
+        try:
+            raise OSError(errno.ENETUNREACH, "Network is unreachable")
+        except OSError as low:
+            raise TransportError(cause=low) from low
+    except TransportError as cause:
+        err = DownloadError("ERROR: Unable to download webpage", (type(cause), cause, None))
+    verdict = classify(err, "https://www.youtube.com/watch?v=abcdefghijk", Scrubber(None))
+    assert isinstance(verdict, download.MachineError) and "no route" in str(verdict)

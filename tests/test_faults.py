@@ -7,6 +7,7 @@ files: nothing half-written is taken as done, and what was finished is not redon
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import pytest
 
 from conftest import ROOT, SHARED, needs, wait_for
 from signpose import video
-from signpose.features import read_pose
+from signpose.posefile import read_pose
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -57,9 +58,15 @@ def start(args: list[str]) -> subprocess.Popen:
     """The run in a process group of its own, so the kill takes every job with it, as a lost
     node would; its output goes to `run.log` beside the working directory."""
     log = open(Path(args[args.index("-d") + 1]).parent / "run.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(args, start_new_session=True, stdout=log, stderr=log)
+    proc = subprocess.Popen(args, start_new_session=True, stdout=log, stderr=log,
+                            preexec_fn=default_sigint)  # fmt: skip
     log.close()
     return proc
+
+
+def default_sigint() -> None:
+    """SIGINT as a terminal leaves it: a test run in the background inherits it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_log(tmp_path: Path) -> str:
@@ -93,6 +100,10 @@ def assert_whole(path: Path) -> None:
     """`path` is a complete file of its kind: it decodes, parses or loads."""
     if path.suffix == ".mp4":
         assert video.probe(path).frames > 0
+    elif path.suffix == ".pose" and {"poses_clean", "lexicon"} & set(path.parts):
+        from pose_format import Pose
+
+        Pose.read(path.read_bytes())  # reduced to what sign.mt concatenates: not Holistic's 576
     elif path.suffix == ".pose":
         read_pose(path)
     elif path.suffix == ".npy":
@@ -101,25 +112,62 @@ def assert_whole(path: Path) -> None:
         json.loads(path.read_text())
 
 
-def test_a_run_killed_halfway_resumes_with_the_documented_commands(tmp_path, run_args):
+# How a run ends early, as signals to the run's whole process group, each with the time it is
+# given before the next: a terminal's Ctrl-C, a lost SSH session (the terminal hangs up), a SLURM
+# pre-emption (SIGTERM, then SIGKILL after KillWait, 30 s by default) and a node lost (kill -9).
+INTERRUPTIONS = {
+    "ctrl_c": [(signal.SIGINT, 60)],
+    "lost_ssh": [(signal.SIGHUP, 60)],
+    "slurm_preemption": [(signal.SIGTERM, 30), (signal.SIGKILL, 60)],
+    "kill_9": [(signal.SIGKILL, 60)],
+}
+RESUME_HINT = "resume with the same command"
+
+
+def interrupt(proc: subprocess.Popen, steps: list[tuple[signal.Signals, float]]) -> None:
+    """Send each signal of `steps` while the run lives, waiting its grace time for the end."""
+    for sig, grace_s in steps:
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace_s)
+    assert proc.poll() is not None, "the run outlived every signal"
+    wait_for(lambda: not group_alive(proc.pid), None, timeout_s=60)  # its jobs end with it
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("how", list(INTERRUPTIONS))
+def test_an_interrupted_run_resumes_with_the_documented_command(tmp_path, run_args, how):
     root = results(tmp_path)
     proc = start(run_args)
     wait_for(lambda: any((root / "poses").glob("*.pose")), proc)
     assert proc.poll() is None, run_log(tmp_path)
-    kill_9(proc)
+    interrupt(proc, INTERRUPTIONS[how])
     before = finished_targets(root)
     assert not all((root / "features" / f"{vid}.npy").exists() for vid in IDS)
     for path in before:
         assert_whole(path)  # nothing half-written under a target's name
     redo = marked_incomplete(tmp_path / "work")
     kept = {p: t for p, t in before.items() if p not in redo}
-    assert any(p.suffix == ".mp4" for p in kept)  # sources and clips finished before the kill
-    # the kill left Snakemake's lock behind: the restart needs --unlock first (README)
-    locked = subprocess.run(run_args + ["--rerun-incomplete"], capture_output=True, text=True)
-    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
-    subprocess.run([*run_args, "--unlock"], check=True, capture_output=True)
-    rerun = subprocess.run([*run_args, "--rerun-incomplete"], capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert any(p.suffix == ".mp4" for p in kept)  # sources and clips finished before the end
+    # README: the same command resumes (the workflow profile sets rerun-incomplete)
+    resumed = subprocess.run(run_args, capture_output=True, text=True)
+    if how == "kill_9":  # nothing ran to remove the lock: the refusal says what to type
+        message = " ".join((resumed.stdout + resumed.stderr).split())
+        assert resumed.returncode != 0 and "cannot be locked" in message and "--unlock" in message
+        assert "rule " not in message  # it started no job
+        subprocess.run([*run_args, "--unlock"], check=True, capture_output=True)
+        resumed = subprocess.run(run_args, capture_output=True, text=True)
+    else:  # the run ended itself, released its lock and said how to resume
+        assert RESUME_HINT in " ".join(run_log(tmp_path).split())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     for vid in IDS:
         for path in (f"clips/{vid}.mp4", f"poses/{vid}.pose", f"features/{vid}.npy",
                      f"qc/{vid}.json"):  # fmt: skip

@@ -5,10 +5,10 @@ import pytest
 
 from conftest import SHARED, needs
 from signpose import layout
+from signpose.config import with_defaults
 from signpose.features import (
     FeatureOptions,
     Parts,
-    PoseFileError,
     QCThresholds,
     ema,
     extract,
@@ -17,7 +17,8 @@ from signpose.features import (
     nonempty_span,
     trim,
 )
-from signpose.jobs import features_job
+from signpose.jobs.features import features_job
+from signpose.posefile import PoseFileError
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"
 
@@ -95,11 +96,31 @@ def test_real_pose_features_and_qc(real_pose):
     assert extract(real_pose, strict)[1]["status"] == "low_quality"
 
 
+@needs(VIDEO)
+def test_a_job_does_not_depend_on_the_jobs_its_process_ran_before(tmp_path, real_pose):
+    """A fork-server worker runs many features jobs; cleaning one pose (pose-anonymization
+    resizes its header to 512 in place) once changed the depth scale of the next clip whose
+    header bytes were the same (pose-format hands equal headers out as one object)."""
+    pose = tmp_path / "a.pose"
+    with open(pose, "wb") as f:
+        real_pose.write(f)
+    opts = with_defaults({}, "features")
+
+    def run(name: str) -> bytes:
+        out = [str(tmp_path / f"{name}.{ext}") for ext in ("npy", "json", "clean.pose")]
+        features_job(str(pose), *out, name, opts)
+        return (tmp_path / f"{name}.npy").read_bytes()
+
+    first = run("first")
+    assert run("second") == first and run("third") == first
+
+
 def assert_named_and_nothing_written(pose_path, problem: str) -> None:
     """The features job refuses `pose_path` with one line naming it; no .npy or QC appears."""
     out = pose_path.parent / "out"
     with pytest.raises(PoseFileError) as err:
-        features_job(str(pose_path), str(out / "x.npy"), str(out / "x.json"), "x", {})
+        features_job(str(pose_path), str(out / "x.npy"), str(out / "x.json"),
+                     str(out / "x.pose"), "x", with_defaults({}, "features"))  # fmt: skip
     message = str(err.value)
     assert message.startswith(f"{pose_path}: ") and problem in message and "\n" not in message
     assert not out.exists() or list(out.iterdir()) == []

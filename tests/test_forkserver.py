@@ -6,6 +6,7 @@ a longer socket path than 107 bytes makes the server fall back to /tmp).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,15 +19,18 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SHARED, needs, wait_for
+from signpose.config import with_defaults
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"
 INSTANCE = ROOT / "workflow" / "scripts" / "instance.py"
-WHOLE = "{'start_s': 0.0, 'end_s': None, 'bbox': None}"
+WHOLE = json.dumps({"start_s": 0.0, "end_s": None, "bbox": None})
+FEATURES = json.dumps(with_defaults({}, "features"))
 
 
 @pytest.fixture(autouse=True)
-def own_tmpdir(monkeypatch):
-    """A TMPDIR for this test's jobs; servers still running at its end are stopped."""
+def own_tmpdir(monkeypatch, tmp_path):
+    """A TMPDIR for this test's jobs; servers still running at its end are stopped. (tmp_path
+    first: pytest's base folder must not be made inside a TMPDIR this fixture deletes.)"""
     folder = Path(tempfile.mkdtemp(prefix="sp-", dir="/tmp"))
     monkeypatch.setenv("TMPDIR", str(folder))
     yield folder
@@ -49,9 +53,16 @@ def finished(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def pose_args(name: str, source: Path = VIDEO, options: str = "{}") -> list[str]:
-    return ["pose", f"{name}.log", "1", str(source), f"{name}.mp4", f"{name}.pose", WHOLE, "{}",
-            options]  # fmt: skip
+def pose_args(name: str, source: Path = VIDEO, options: dict | None = None) -> list[str]:
+    return ["pose", "--log", f"{name}.log", "--threads", "1", "--source", str(source),
+            "--clip", f"{name}.mp4", "--pose", f"{name}.pose", "--trim", WHOLE,
+            "--options", json.dumps({"clip": {}, "pose": options or {}})]  # fmt: skip
+
+
+def features_args(name: str, pose: str = "missing.pose") -> list[str]:
+    return ["features", "--log", f"{name}.log", "--pose", pose, "--features", f"{name}.npy",
+            "--qc", f"{name}.json", "--clean", f"{name}.clean.pose", "--video_id", "x",
+            "--options", FEATURES]  # fmt: skip
 
 
 def server_pids() -> list[int]:
@@ -74,12 +85,12 @@ def children(pid: int) -> list[int]:
 @needs(VIDEO)
 def test_forked_jobs_write_what_a_cold_process_writes_and_share_one_server(tmp_path):
     """One worker runs all four jobs, its MediaPipe graphs reset between them, not rebuilt."""
-    refined = "{'refine_face_landmarks': True}"
-    for name, options in (("cold", "{}"), ("cold_refined", refined)):
+    refined = {"refine_face_landmarks": True}
+    for name, options in (("cold", None), ("cold_refined", refined)):
         code, _ = finished(instance_job(tmp_path, *pose_args(name, options=options), server=False))
         assert code == 0
     assert not server_pids()
-    for name, options in (("warm1", "{}"), ("warm_refined", refined), ("warm2", "{}")):
+    for name, options in (("warm1", None), ("warm_refined", refined), ("warm2", None)):
         assert finished(instance_job(tmp_path, *pose_args(name, options=options)))[0] == 0
     cold = (tmp_path / "cold.pose").read_bytes()
     assert (tmp_path / "warm1.pose").read_bytes() == cold
@@ -99,7 +110,7 @@ def test_a_failing_job_fails_alike_with_its_traceback_in_its_log(tmp_path):
     (tmp_path / "bad.pose").write_bytes(b"not a pose file")
     codes = {}
     for name, server in (("cold", False), ("warm", True)):
-        args = ["features", f"{name}.log", "bad.pose", f"{name}.npy", f"{name}.json", "x", "{}"]
+        args = features_args(name, "bad.pose")
         code, _ = finished(instance_job(tmp_path, *args, server=server))
         codes[name] = code
         log = (tmp_path / f"{name}.log").read_text()
@@ -127,8 +138,7 @@ def test_a_job_whose_client_is_killed_dies_with_it(tmp_path):
 
 
 def test_concurrent_first_jobs_start_one_server(tmp_path):
-    clients = [instance_job(tmp_path, "features", f"{i}.log", "missing.pose", f"{i}.npy",
-                            f"{i}.json", "x", "{}") for i in range(4)]  # fmt: skip
+    clients = [instance_job(tmp_path, *features_args(str(i))) for i in range(4)]
     for client in clients:
         code, err = finished(client)
         assert code == 1 and "no fork server" not in err
@@ -137,7 +147,7 @@ def test_concurrent_first_jobs_start_one_server(tmp_path):
 
 def test_a_changed_source_file_retires_the_server(tmp_path):
     """An edited checkout must not be served by code imported before the edit."""
-    args = ["features", "a.log", "missing.pose", "a.npy", "a.json", "x", "{}"]
+    args = features_args("a")
     assert finished(instance_job(tmp_path, *args))[0] == 1
     (first,) = server_pids()
     edited = ROOT / "src" / "signpose" / "features.py"  # its text stays; only its time moves
@@ -154,7 +164,7 @@ def test_a_changed_source_file_retires_the_server(tmp_path):
 
 
 def test_the_server_goes_when_idle(tmp_path):
-    args = ["features", "a.log", "missing.pose", "a.npy", "a.json", "x", "{}"]
+    args = features_args("a")
     assert finished(instance_job(tmp_path, *args, SIGNPOSE_FORKSERVER_IDLE_S="1"))[0] == 1
     (pid,) = server_pids()
     wait_for(lambda: not alive(pid), None, timeout_s=10)
@@ -165,9 +175,33 @@ def test_without_a_private_socket_folder_the_job_runs_in_its_own_process(tmp_pat
     shared = Path(os.environ["TMPDIR"], f"signpose-{os.getuid()}")
     shared.mkdir()
     shared.chmod(0o777)  # anyone could hand a server there work: not used
-    args = ["features", "a.log", "missing.pose", "a.npy", "a.json", "x", "{}"]
+    args = features_args("a")
     code, err = finished(instance_job(tmp_path, *args))
     assert code == 1
     assert "no fork server" in err and "running the job in this process" in err
     assert "missing.pose" in (tmp_path / "a.log").read_text()
     assert not server_pids()
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+
+@needs(VIDEO)
+def test_an_idle_worker_gives_its_memory_back_and_the_server_stays(tmp_path):
+    """A worker with nothing to do (the run trains or writes its report) exits after a few
+    seconds; the warm server stays for the next pose job."""
+    idle = {"SIGNPOSE_FORKSERVER_WORKER_IDLE_S": "2"}
+    assert finished(instance_job(tmp_path, *pose_args("a"), **idle))[0] == 0
+    (pid,) = server_pids()
+    (worker,) = children(pid)
+    before = rss_mb(pid) + rss_mb(worker)
+    wait_for(lambda: children(pid) == [], None, timeout_s=15)
+    after = rss_mb(pid)
+    print(f"server + idle worker {before:.0f} MB -> server alone {after:.0f} MB")
+    assert after < before - 100  # the worker's MediaPipe graph and frames are gone
+    assert list(Path(os.environ["TMPDIR"]).glob("signpose-*/*.sock"))  # still listening
+    assert finished(instance_job(tmp_path, *pose_args("b"), **idle))[0] == 0
+    assert server_pids() == [pid]  # the same server forked a fresh worker
+    assert (tmp_path / "b.pose").read_bytes() == (tmp_path / "a.pose").read_bytes()

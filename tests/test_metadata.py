@@ -2,12 +2,20 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import time
 
 import pytest
 
 from conftest import WLASL_300, WLASL_2000, needs
 from signpose import metadata
+from signpose.config import with_defaults
 from signpose.metadata import MetadataError
+
+
+def load(dataset: dict) -> metadata.Dataset:
+    """`metadata.load` of a `dataset` section, its defaults filled as the workflow's are."""
+    return metadata.load(with_defaults({"name": "test", **dataset}, section="dataset"))
 
 
 def counts(ds: metadata.Dataset) -> tuple[int, int, int, int]:
@@ -21,7 +29,7 @@ def counts(ds: metadata.Dataset) -> tuple[int, int, int, int]:
     [(100, (2038, 1442, 338, 258)), (300, (5117, 3549, 900, 668))],
 )
 def test_wlasl_subsets_match_published_counts(subset, expected):
-    ds = metadata.load({"metadata": str(WLASL_300), "subset": subset})
+    ds = load({"metadata": str(WLASL_300), "subset": subset})
     assert counts(ds) == expected
 
 
@@ -29,7 +37,7 @@ def test_wlasl_subsets_match_published_counts(subset, expected):
 @pytest.mark.parametrize("subset", [100, 300, 1000, 2000])
 def test_full_size_subsets_match_the_official_split_files(subset):
     nslt = json.loads((WLASL_2000.parent / f"nslt_{subset}.json").read_text())
-    ds = metadata.load({"metadata": str(WLASL_2000), "subset": subset})
+    ds = load({"metadata": str(WLASL_2000), "subset": subset})
     assert set(ds.instances) == set(nslt)
     for vid, inst in ds.instances.items():
         assert inst.split == nslt[vid]["subset"]
@@ -37,7 +45,7 @@ def test_full_size_subsets_match_the_official_split_files(subset):
 
 @needs(WLASL_300)
 def test_youtube_sources_are_downloaded_once():
-    ds = metadata.load({"metadata": str(WLASL_300)})
+    ds = load({"metadata": str(WLASL_300)})
     youtube = [i for i in ds.instances.values() if "youtu" in i.site]
     shared = {i.source_id for i in youtube}
     assert len(shared) < len(youtube)  # many instances cut from one video
@@ -122,7 +130,7 @@ def with_(**changes):
 def test_bad_records_fail_with_one_line_naming_record_and_field(write_json, records, field):
     path = write_json(records)
     with pytest.raises(MetadataError) as err:
-        metadata.load({"metadata": str(path)})
+        load({"metadata": str(path)})
     message = str(err.value)
     assert "\n" not in message
     assert len(message) < 400
@@ -147,16 +155,16 @@ def test_unreadable_files_are_named(tmp_path, content, problem):
     path = tmp_path / "bad.json"
     path.write_bytes(content)
     with pytest.raises(MetadataError, match=problem):
-        metadata.load({"metadata": str(path)})
+        load({"metadata": str(path)})
 
 
 def test_a_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(wlasl(GOOD)).encode())
-    assert list(metadata.load({"metadata": str(path)}).instances) == ["00001"]
+    assert list(load({"metadata": str(path)}).instances) == ["00001"]
     csv_path = tmp_path / "bom.csv"
     csv_path.write_bytes(b"\xef\xbb\xbfvideo_file,gloss\nclips/a.mp4,hello\n")
-    ds = metadata.load({"metadata": str(csv_path), "format": "csv", "allow_local_files": True})
+    ds = load({"metadata": str(csv_path), "format": "csv", "allow_local_files": True})
     assert ds.instances["a"].gloss == "hello"
 
 
@@ -164,43 +172,41 @@ def test_non_utf8_csv_is_named(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("video_file,gloss\na.mp4,café\n".encode("latin-1"))
     with pytest.raises(MetadataError, match=f"{path}: not UTF-8 at byte"):
-        metadata.load({"metadata": str(path), "format": "csv", "allow_local_files": True})
+        load({"metadata": str(path), "format": "csv", "allow_local_files": True})
 
 
 def test_negative_bbox_is_a_hint_clamped_by_the_clip_stage(write_json):
     # YOLO boxes poke out of the frame; test_clips.test_crop_is_clamped_even_and_optional
     # checks the clamping
     path = write_json(wlasl(with_(bbox=[-20, -10, 100, 200])))
-    assert metadata.load({"metadata": str(path)}).instances["00001"].bbox == (-20, -10, 100, 200)
+    assert load({"metadata": str(path)}).instances["00001"].bbox == (-20, -10, 100, 200)
 
 
 def test_private_hosts_pass_metadata_and_are_refused_at_download(write_json):
     # the download stage owns the check (test_download.test_private_hosts_are_refused_by_default)
     # because a public name can resolve to a private address
     path = write_json(wlasl(with_(url="http://169.254.169.254/latest/meta-data")))
-    assert metadata.load({"metadata": str(path)}).instances["00001"].site == "169.254.169.254"
+    assert load({"metadata": str(path)}).instances["00001"].site == "169.254.169.254"
 
 
 def test_free_text_glosses_are_kept_verbatim(write_json):
     gloss = 'it\'s a "sign" / ../ünïcödé'
-    ds = metadata.load({"metadata": str(write_json(wlasl(GOOD, gloss=gloss)))})
+    ds = load({"metadata": str(write_json(wlasl(GOOD, gloss=gloss)))})
     assert ds.instances["00001"].gloss == gloss
 
 
 def test_local_files_only_where_allowed(write_json):
     path = write_json(wlasl(with_(url="videos/a.mp4")))
-    ds = metadata.load({"metadata": str(path), "allow_local_files": True})
+    ds = load({"metadata": str(path), "allow_local_files": True})
     assert ds.instances["00001"].site == "local"
 
 
 def test_trim_times_follow_wlasl_semantics(write_json):
     path = write_json(wlasl(with_(frame_start=26, frame_end=50)))
-    inst = metadata.load({"metadata": str(path)}).instances["00001"]
+    inst = load({"metadata": str(path)}).instances["00001"]
     assert inst.start_s == pytest.approx(1.0)
     assert inst.end_s == pytest.approx(2.0)
-    assert (
-        metadata.load({"metadata": str(write_json(wlasl(GOOD)))}).instances["00001"].end_s is None
-    )
+    assert load({"metadata": str(write_json(wlasl(GOOD)))}).instances["00001"].end_s is None
 
 
 def test_csv_without_split_column_gets_a_deterministic_signer_aware_split(tmp_path):
@@ -215,8 +221,8 @@ def test_csv_without_split_column_gets_a_deterministic_signer_aware_split(tmp_pa
         "allow_local_files": True,
         "csv": {"label_column": "sentence", "signer_column": "signer"},
     }
-    first = metadata.load(cfg)
-    assert first.instances == metadata.load(cfg).instances
+    first = load(cfg)
+    assert first.instances == load(cfg).instances
     splits_of_signer: dict[str, set[str]] = {}
     for inst in first.instances.values():
         splits_of_signer.setdefault(inst.signer_id, set()).add(inst.split)
@@ -229,4 +235,149 @@ def test_csv_missing_column_is_named(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("file,gloss\na.mp4,hello\n")
     with pytest.raises(MetadataError, match="'video_file'"):
-        metadata.load({"metadata": str(path), "format": "csv", "allow_local_files": True})
+        load({"metadata": str(path), "format": "csv", "allow_local_files": True})
+
+
+def test_a_fifo_as_metadata_fails_at_once_naming_it(tmp_path):
+    fifo = tmp_path / "meta.json"
+    os.mkfifo(fifo)  # nobody writes to it: a reader would wait forever
+    started = time.monotonic()
+    for fmt in ("wlasl", "csv"):
+        with pytest.raises(MetadataError) as err:
+            load({"metadata": str(fifo), "format": fmt})
+        assert str(err.value) == f"{fifo}: a FIFO (named pipe), not a metadata file"
+    assert time.monotonic() - started < 1
+    with pytest.raises(MetadataError, match=f"^{tmp_path}: a directory, not a metadata file$"):
+        load({"metadata": str(tmp_path)})
+
+
+def test_json_nested_too_deeply_is_named(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(MetadataError) as err:
+        load({"metadata": str(path)})
+    assert str(err.value).startswith(f"{path}: JSON nested too deeply to read")
+    assert "\n" not in str(err.value)
+
+
+def test_the_label_cap_is_a_config_bound(write_json):
+    sentence = "a long sentence " * 100  # 1,600 characters
+    path = write_json(wlasl(GOOD, gloss=sentence))
+    with pytest.raises(MetadataError, match=r"1600 characters \(at most 1000: dataset.max_label"):
+        load({"metadata": str(path)})
+    ds = load({"metadata": str(path), "max_label_chars": 2000})
+    assert ds.instances["00001"].gloss == sentence
+
+
+def three_signers(tmp_path, fractions=None) -> metadata.Dataset:
+    rows = ["video_file,gloss,signer"]
+    rows += [f"s{i}.mp4,sign {i},signer{i % 3}" for i in range(6)]
+    path = tmp_path / "three.csv"
+    path.write_text("\n".join(rows) + "\n")
+    cfg = {"metadata": str(path), "format": "csv", "allow_local_files": True,
+           "csv": {"signer_column": "signer"}, "split_fractions": fractions or {}}  # fmt: skip
+    return load(cfg)
+
+
+def test_a_split_that_misses_its_fractions_says_what_it_got(tmp_path):
+    ds = three_signers(tmp_path)
+    got = {s: len(ds.by_split(s)) for s in metadata.SPLITS}
+    assert sum(got.values()) == 6 and got["train"] < 6 * 0.8 - 0.3  # three signers, kept whole
+    assert ds.split_note.startswith("signer-aware split: the requested fractions train 0.80/val ")
+    obtained = "/".join(f"{s} {got[s] / 6:.2f}" for s in metadata.SPLITS)
+    assert f"with 3 signers, each kept whole in one split; obtained {obtained} (" in ds.split_note
+    # fractions that whole signers meet are not reported
+    assert three_signers(tmp_path, {"train": 1.0, "val": 0.0}).split_note == ""
+
+
+def ghsl_csv(tmp_path, rows: list[str]) -> dict:
+    path = tmp_path / "ghsl.csv"
+    path.write_text("video_file,sentence_id,sentence,category,signer\n" + "\n".join(rows) + "\n")
+    return {"metadata": str(path), "format": "csv", "allow_local_files": True,
+            "csv": {"label_column": "sentence", "signer_column": "signer"}}  # fmt: skip
+
+
+def test_every_csv_column_travels_with_its_instance_under_a_meta_name(tmp_path):
+    cfg = ghsl_csv(tmp_path, ['a.mp4,S1,"Hello, how are you?",greeting,NA',
+                              "b.mp4,S2,$(rm -rf ~);`id`,null,../../etc/passwd"])  # fmt: skip
+    ds = load(cfg)
+    assert dict(ds.instances["a"].extra) == {
+        "meta_video_file": "a.mp4", "meta_sentence_id": "S1",
+        "meta_sentence": "Hello, how are you?", "meta_category": "greeting", "meta_signer": "NA",
+    }  # fmt: skip
+    # values are data: kept verbatim, never a file name
+    assert dict(ds.instances["b"].extra)["meta_sentence"] == "$(rm -rf ~);`id`"
+    assert dict(ds.instances["b"].extra)["meta_signer"] == "../../etc/passwd"
+
+
+def test_the_tables_keep_every_metadata_column_as_text(tmp_path):
+    from signpose import tables
+
+    cfg = ghsl_csv(tmp_path, ["a.mp4,007,Hello,NA,s1", "b.mp4,8,Bye,,s2"])
+    df = tables.instances_table(load(cfg), [], {})
+    tables.write_csv(df, tmp_path / "instances.csv")
+    back = tables.read_instances(tmp_path / "instances.csv").set_index("video_id")
+    assert back.loc["a", "meta_sentence_id"] == "007"  # not the number 7
+    assert back.loc["a", "meta_category"] == "NA"  # not a missing value
+    assert back.loc["b", "meta_category"] == ""
+    assert list(back.loc["b", ["meta_sentence", "meta_signer", "gloss"]]) == ["Bye", "s2", "Bye"]
+    assert back.loc["b", "text_variations"] == '["Bye"]'  # without paraphrases: the label alone
+
+
+def test_wlasl_fields_the_loader_does_not_use_are_kept(write_json):
+    path = write_json(wlasl(with_(label_id="x", note={"a": [1, "é"]})))
+    inst = load({"metadata": str(path)}).instances["00001"]
+    assert dict(inst.extra) == {"meta_instance_id": "0", "meta_source": "test",
+                                "meta_variation_id": "0", "meta_label_id": "x",
+                                "meta_note": '{"a": [1, "é"]}'}  # fmt: skip
+    assert inst.gloss == "book"  # a field named like an internal key plays no role
+
+
+def test_a_label_id_makes_two_spellings_one_class(tmp_path):
+    cfg = ghsl_csv(tmp_path, ["a.mp4,S1,Hello there,g,s1", "b.mp4,S1,hello there!,g,s2",
+                              "c.mp4,S2,Hello there!,g,s3"])  # fmt: skip
+    plain = load(cfg)
+    assert len({i.gloss for i in plain.instances.values()}) == 3
+    cfg["csv"]["label_id_column"] = "sentence_id"
+    ds = load(cfg)
+    glosses = [i.gloss for i in ds.instances.values()]
+    assert glosses == ["Hello there", "Hello there", "Hello there!"]
+    assert dict(ds.instances["b"].extra)["meta_sentence"] == "hello there!"  # spelling kept
+
+
+@pytest.mark.parametrize(
+    "rows, problem",
+    [
+        (["a.mp4,,Hello,g,s1"], "line 2: field 'label_id': empty"),
+        (["a.mp4,S1,Hello,g"], "line 2: not the 5 columns of the header"),
+        (["a.mp4,S1,Hello,g,s1,extra"], "line 2: not the 5 columns of the header"),
+    ],
+)
+def test_broken_csv_rows_are_named(tmp_path, rows, problem):
+    cfg = ghsl_csv(tmp_path, rows)
+    cfg["csv"]["label_id_column"] = "sentence_id"
+    with pytest.raises(MetadataError, match=problem):
+        load(cfg)
+
+
+def test_a_column_named_twice_is_refused_and_an_unnamed_one_numbered(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("video_file,gloss,note,note\na.mp4,hi,1,2\n")
+    cfg = {"metadata": str(path), "format": "csv", "allow_local_files": True}
+    with pytest.raises(MetadataError, match="column 'note' appears twice in the header"):
+        load(cfg)
+    path.write_text("video_file,gloss,\na.mp4,hi,\n")  # a trailing comma from a spreadsheet
+    assert dict(load(cfg).instances["a"].extra)["meta_column_3"] == ""
+
+
+def test_report_groups_name_metadata_columns_by_their_own_names(tmp_path, write_json):
+    ds = load(ghsl_csv(tmp_path, ["a.mp4,S1,Hello,g,s1"]))
+    got = metadata.group_columns(ds, ["category", "split", "meta_signer"])
+    assert got == ["meta_category", "split", "meta_signer"]
+    with pytest.raises(MetadataError, match=r"^report.group_by: no column 'categry' in the meta"):
+        metadata.group_columns(ds, ["categry"])
+    # WLASL instances need not share their fields
+    other = with_(video_id="00002", extra_field="x")
+    wl = load({"metadata": str(write_json(wlasl(GOOD, other)))})
+    assert metadata.group_columns(wl, ["extra_field", "source"]) == [
+        "meta_extra_field", "meta_source"]  # fmt: skip

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import SHARED, needs
 from signpose import tombstone
-from signpose.holistic import HolisticOptions, MissingModel, check_model, estimate, write_pose
+from signpose.holistic import HolisticOptions, MissingModel, check_model, estimate
+from signpose.posefile import write_pose
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"
 SAMPLE = SHARED / "media" / "pose_sample_video.mp4"
@@ -60,7 +61,7 @@ def test_refined_face_gives_586_points(tmp_path):
 
 def run_pose_job(target: Path, first: str = "", last: str = "") -> None:
     """A pose job on VIDEO in a fresh process, as the workflow runs it."""
-    code = f"import sys\n{first}\nfrom signpose.jobs import pose_job\n"
+    code = f"import sys\n{first}\nfrom signpose.jobs.pose import pose_job\n"
     code += f"pose_job(*sys.argv[1:], {{}})\n{last}"
     subprocess.run([sys.executable, "-c", code, str(VIDEO), str(target)],
                    check=True, capture_output=True)  # fmt: skip
@@ -72,7 +73,7 @@ def test_pose_job_imports_only_what_holistic_needs_and_gives_the_same_poses(tmp_
     heavy = "{'tensorflow', 'matplotlib', 'mediapipe.tasks'}"
     run_pose_job(lean, last=f"assert not {heavy} & set(sys.modules), {heavy} & set(sys.modules)")
     # The same job after a plain `import mediapipe` (TensorFlow blocked, or it would load).
-    run_pose_job(full, first="from signpose.holistic import tensorflow_blocked\n"
+    run_pose_job(full, first="from signpose.compat.mediapipe import tensorflow_blocked\n"
                              "with tensorflow_blocked(): import mediapipe")  # fmt: skip
     a, b = read_pose(lean), read_pose(full)
     assert a.header.components == b.header.components

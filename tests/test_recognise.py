@@ -1,8 +1,9 @@
 """`signpose recognise`: a trained demo model applied to videos, compared with the evaluate step.
 
-The slow tests train a small model on the embedded demo with the real workflow (Snakemake, real
-MediaPipe) and recognise the demo's test instances from their source videos with the same trim
-and box, so the recogniser must reproduce the evaluate step's predictions.csv.
+The slow tests read the embedded demo as the real workflow made it (Snakemake, real MediaPipe,
+the session's `demo` fixture) and recognise the demo's test instances from their source videos
+with the same trim and box, so the recogniser must reproduce the evaluate step's
+predictions.csv.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pose_format import Pose
+import yaml
 
 from conftest import ROOT, SHARED, needs
 from signpose import metadata, recognise
-from signpose.training import data, lite_runtime, names
+from signpose.config import with_defaults
+from signpose.posefile import read_pose
+from signpose.training import data, lite_runtime
 
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 REAL_VIDEO = SHARED / "media" / "pose_test_video.mp4"
-# A small, quick model: the test is about reproducing predictions, not about accuracy.
-TRAIN = {"model_type": "lstm", "epochs": 12, "patience": 12, "batch_size": 8,
-         "model": {"lstm": {"frame_dim": 32, "units": 32, "layers": 1}}}  # fmt: skip
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -34,33 +33,17 @@ def cli(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, check=False)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def demo_model(tmp_path_factory) -> Path:
-    """The demo trained by the workflow (a small LSTM); returns the results root."""
-    results = tmp_path_factory.mktemp("recognise_demo")
-    overlay = results / "overlay.yaml"
-    overlay.write_text(json.dumps({"results_dir": str(results), "train": TRAIN}))
-    target = str(results / "model" / names.METRICS_FILE)
-    proc = subprocess.run(
-        [SNAKEMAKE, target, "--nolock", "--cores", "2", "--configfile", "config/config.yaml",
-         str(overlay)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return results
-
-
 def demo_instances(split: str) -> list[metadata.Instance]:
-    cfg = {"name": "demo", "format": "wlasl", "metadata": "resources/demo/WLASL_demo.json",
-           "subset": None, "allow_local_files": True}  # fmt: skip
-    dataset = metadata.load({k: v if k != "metadata" else str(ROOT / v) for k, v in cfg.items()})
+    """The demo's instances of `split`, as the workflow read them (config/config.yaml)."""
+    cfg = with_defaults(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    dataset = metadata.load(cfg["dataset"] | {"metadata": str(ROOT / cfg["dataset"]["metadata"])})
     return [dataset.instances[v] for v in dataset.by_split(split)]
 
 
 def evaluated(results: Path, split: str = "test") -> dict[str, list[tuple[str, float]]]:
     """predictions.csv of the evaluate step: video_id -> ranked (gloss, probability)."""
     out: dict[str, list[tuple[str, float]]] = {}
-    with open(results / "model" / names.PREDICTIONS_FILE, newline="", encoding="utf-8") as f:
+    with open(results / "model" / "predictions.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             if row["split"] != split:
                 continue
@@ -71,15 +54,15 @@ def evaluated(results: Path, split: str = "test") -> dict[str, list[tuple[str, f
 
 
 @pytest.mark.slow
-def test_recognising_the_test_clips_reproduces_the_evaluate_step(demo_model):
-    folder = recognise.open_model_folder(demo_model / "model")
+def test_recognising_the_test_clips_reproduces_the_evaluate_step(demo):
+    folder = recognise.open_model_folder(demo / "model")
     model = recognise.Recogniser(folder)
-    expected = evaluated(demo_model)
+    expected = evaluated(demo)
     checked = 0
     for inst in demo_instances("test"):
         if inst.video_id not in expected:  # not kept by QC, or a dead link: not evaluated
             continue
-        source = demo_model / "sources" / f"{inst.source_id}.mp4"
+        source = demo / "sources" / f"{inst.source_id}.mp4"
         spec = inst.clip_spec()
         marks = recognise.video_landmarks(source, folder, spec["start_s"], spec["end_s"],
                                           spec["bbox"])  # fmt: skip
@@ -94,9 +77,9 @@ def test_recognising_the_test_clips_reproduces_the_evaluate_step(demo_model):
 
 
 @pytest.mark.slow
-def test_cli_prints_json_only_and_one_bad_video_does_not_stop_the_others(demo_model, tmp_path):
-    inst = next(i for i in demo_instances("test") if i.video_id in evaluated(demo_model))
-    source = demo_model / "sources" / f"{inst.source_id}.mp4"
+def test_cli_prints_json_only_and_one_bad_video_does_not_stop_the_others(demo, tmp_path):
+    inst = next(i for i in demo_instances("test") if i.video_id in evaluated(demo))
+    source = demo / "sources" / f"{inst.source_id}.mp4"
     not_video = tmp_path / "notes.mp4"
     not_video.write_text("not a video\n")
     missing = tmp_path / "missing.mp4"
@@ -105,14 +88,14 @@ def test_cli_prints_json_only_and_one_bad_video_does_not_stop_the_others(demo_mo
     trim += ["--end", str(spec["end_s"])] if spec["end_s"] is not None else []
     trim += ["--bbox", *map(str, spec["bbox"])]
     videos = [str(not_video), str(source), str(missing)]
-    proc = cli("--model", str(demo_model / "model"), "--json", "--top", "3", *trim, *videos)
+    proc = cli("--model", str(demo / "model"), "--json", "--top", "3", *trim, *videos)
     assert proc.returncode == 1
     docs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [d["video"] for d in docs] == [str(source)]
     predictions = docs[0]["predictions"]
-    labels = json.loads((demo_model / "model" / names.LABELS_FILE).read_text())
+    labels = json.loads((demo / "model" / recognise.LABELS_FILE).read_text())
     assert len(predictions) == 3 and {p["gloss"] for p in predictions} <= set(labels)
-    assert predictions[0]["gloss"] == evaluated(demo_model)[inst.video_id][0][0]
+    assert predictions[0]["gloss"] == evaluated(demo)[inst.video_id][0][0]
     assert sum(p["probability"] for p in predictions) <= 1 + 1e-6
     errors = proc.stderr.splitlines()
     assert len(errors) == 2, proc.stderr
@@ -122,12 +105,12 @@ def test_cli_prints_json_only_and_one_bad_video_does_not_stop_the_others(demo_mo
 
 @pytest.mark.slow
 @needs(REAL_VIDEO)
-def test_a_real_signing_video_outside_the_demo_gets_five_demo_glosses(demo_model):
+def test_a_real_signing_video_outside_the_demo_gets_five_demo_glosses(demo):
     """A webcam recording (pose-format's test video, 58 frames, about 2 s), timed."""
-    proc = cli("--model", str(demo_model / "model"), "--json", "--verbose", str(REAL_VIDEO))
+    proc = cli("--model", str(demo / "model"), "--json", "--verbose", str(REAL_VIDEO))
     assert proc.returncode == 0, proc.stderr[-2000:]
     [doc] = [json.loads(line) for line in proc.stdout.splitlines()]
-    labels = json.loads((demo_model / "model" / names.LABELS_FILE).read_text())
+    labels = json.loads((demo / "model" / recognise.LABELS_FILE).read_text())
     glosses = [p["gloss"] for p in doc["predictions"]]
     assert len(glosses) == 5 and set(glosses) <= set(labels)
     assert sum(p["probability"] for p in doc["predictions"]) <= 1 + 1e-6
@@ -137,15 +120,15 @@ def test_a_real_signing_video_outside_the_demo_gets_five_demo_glosses(demo_model
 
 
 @pytest.mark.slow
-def test_landmarks_tflite_agrees_with_keras_on_the_test_clips(demo_model):
+def test_landmarks_tflite_agrees_with_keras_on_the_test_clips(demo):
     """Raw landmarks of the workflow's .pose files in, the evaluate step's Keras numbers out."""
-    path = demo_model / "model" / names.LANDMARKS_TFLITE_FILE
+    path = demo / "model" / recognise.LANDMARKS_TFLITE_FILE
     assert path.stat().st_size <= 40 * 2**20
     lite = lite_runtime.LandmarksInterpreter(path, threads=1)
-    labels = json.loads((demo_model / "model" / names.LABELS_FILE).read_text())
+    labels = json.loads((demo / "model" / recognise.LABELS_FILE).read_text())
     seconds = []
-    for video_id, want in evaluated(demo_model).items():
-        pose = Pose.read((demo_model / "poses" / f"{video_id}.pose").read_bytes())
+    for video_id, want in evaluated(demo).items():
+        pose = read_pose(demo / "poses" / f"{video_id}.pose")
         probs = lite.predict(pose)
         top = data.top_k(probs)
         assert labels[top[0]] == want[0][0], video_id
@@ -159,11 +142,11 @@ def test_landmarks_tflite_agrees_with_keras_on_the_test_clips(demo_model):
 
 
 @pytest.mark.slow
-def test_cli_tflite_reproduces_the_evaluate_step_without_tensorflow(demo_model):
-    inst = next(i for i in demo_instances("test") if i.video_id in evaluated(demo_model))
-    source = demo_model / "sources" / f"{inst.source_id}.mp4"
+def test_cli_tflite_reproduces_the_evaluate_step_without_tensorflow(demo):
+    inst = next(i for i in demo_instances("test") if i.video_id in evaluated(demo))
+    source = demo / "sources" / f"{inst.source_id}.mp4"
     spec = inst.clip_spec()
-    args = ["recognise", "--model", str(demo_model / "model"), "--tflite", "--json"]
+    args = ["recognise", "--model", str(demo / "model"), "--tflite", "--json"]
     args += ["--start", str(spec["start_s"]), "--bbox", *map(str, spec["bbox"]), str(source)]
     args += ["--end", str(spec["end_s"])] if spec["end_s"] is not None else []
     code = (
@@ -175,14 +158,14 @@ def test_cli_tflite_reproduces_the_evaluate_step_without_tensorflow(demo_model):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.splitlines() == ["False"]
     [doc] = [json.loads(line) for line in proc.stdout.splitlines()]
-    want = evaluated(demo_model)[inst.video_id]
+    want = evaluated(demo)[inst.video_id]
     assert doc["predictions"][0]["gloss"] == want[0][0]
     np.testing.assert_allclose([p["probability"] for p in doc["predictions"]],
                                [p for _, p in want], atol=1e-4)  # fmt: skip
 
 
 def test_a_model_folder_with_files_missing_is_one_line_and_exit_2(tmp_path):
-    (tmp_path / names.MODEL_FILE).write_bytes(b"")
+    (tmp_path / recognise.MODEL_FILE).write_bytes(b"")
     proc = cli("--model", str(tmp_path), "video.mp4")
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.splitlines() == [
@@ -193,11 +176,11 @@ def test_a_model_folder_with_files_missing_is_one_line_and_exit_2(tmp_path):
 
 
 def test_a_model_folder_from_another_version_is_refused_by_name(tmp_path):
-    for name in (names.MODEL_FILE, names.STATS_FILE):
+    for name in (recognise.MODEL_FILE, recognise.STATS_FILE):
         (tmp_path / name).write_bytes(b"")
-    (tmp_path / names.LABELS_FILE).write_text('["a", "b"]')
-    (tmp_path / names.CONFIG_FILE).write_text("{}")
-    (tmp_path / names.CHAIN_FILE).write_text(json.dumps({"format": "signpose-model",
+    (tmp_path / recognise.LABELS_FILE).write_text('["a", "b"]')
+    (tmp_path / recognise.CONFIG_FILE).write_text("{}")
+    (tmp_path / recognise.CHAIN_FILE).write_text(json.dumps({"format": "signpose-model",
                                                           "version": 0}))  # fmt: skip
     proc = cli("--model", str(tmp_path), "video.mp4")
     assert proc.returncode == 2

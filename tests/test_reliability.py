@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import html
 import json
+import logging
 import os
 import resource
 import signal
@@ -27,12 +29,17 @@ from snakemake.utils import validate
 from test_clips import BITS, CELL, draw_index, indices, read_index, write_video
 
 from conftest import ROOT, SHARED, needs, wait_for
-from signpose import tombstone, video
+from signpose import metadata, tombstone, video
 from signpose.clips import ClipOptions, make_clip
-from signpose.features import read_pose
-from signpose.jobs import clip_job, features_job, pose_job
+from signpose.config import with_defaults
+from signpose.download import DownloadOptions, fetch_source
+from signpose.jobs.features import features_job
+from signpose.jobs.pose import clip_job, pose_job
+from signpose.paths import ResultsRootError, check_results_root
+from signpose.posefile import read_pose
 
 VIDEO = SHARED / "media" / "pose_test_video.mp4"  # 58 frames of one signer, 540x720 at 25 fps
+FEATURES = with_defaults({}, "features")
 WHOLE = {"start_s": 0.0, "end_s": None, "bbox": None}
 
 
@@ -121,7 +128,7 @@ def test_a_one_frame_video_goes_through_every_stage(tmp_path):
     pose_job(str(clip), str(pose), {})
     assert read_pose(pose).body.data.shape[0] == 1
     feats, qc = tmp_path / "x.npy", tmp_path / "x.json"
-    features_job(str(pose), str(feats), str(qc), "x", {})
+    features_job(str(pose), str(feats), str(qc), str(tmp_path / "clean.pose"), "x", FEATURES)
     assert np.load(feats).shape == (1, 540)
     record = json.loads(qc.read_text())
     assert record["status"] == "low_quality" and "min_frames" in record["failed"]
@@ -203,12 +210,12 @@ def peak_rss_mb(code: str) -> dict[str, float]:
 def test_4k_60fps_is_streamed_in_bounded_memory(tmp_path, uhd):
     all_frames_mb = 120 * 3840 * 2160 * 3 / 2**20  # what holding every frame would take
     clip = tmp_path / "clip.mp4"
-    clip_rss = peak_rss_mb(f"from signpose.jobs import clip_job; "
+    clip_rss = peak_rss_mb(f"from signpose.jobs.pose import clip_job; "
                            f"clip_job({str(uhd)!r}, {str(clip)!r}, {WHOLE!r}, {{}})")  # fmt: skip
     info = video.probe(clip)
     assert (info.width, info.height, info.frames) == (720, 404, 120)  # max_side 720
     pose = tmp_path / "uhd.pose"
-    pose_rss = peak_rss_mb(f"from signpose.jobs import pose_job; "
+    pose_rss = peak_rss_mb(f"from signpose.jobs.pose import pose_job; "
                            f"pose_job({str(uhd)!r}, {str(pose)!r}, {{}})")  # fmt: skip
     # testsrc2 has nobody in it, but every one of the 120 full-size frames went through Holistic
     assert tombstone.read(pose).detail == "nobody detected in any of 120 frames"
@@ -303,15 +310,19 @@ JOBS = {
     # job: (call writing under OUT, what the target must be afterwards)
     "clip": "clip_job(SOURCE, OUT + '/clips/x.mp4', WHOLE, {})",
     "pose": "write_pose(read_pose(POSE), OUT + '/poses/x.pose')",
-    "features": "features_job(POSE, OUT + '/features/x.npy', OUT + '/qc/x.json', 'x', {})",
+    "features": (
+        "features_job(POSE, OUT + '/features/x.npy', OUT + '/qc/x.json', "
+        "OUT + '/poses_clean/x.pose', 'x', with_defaults({}, 'features'))"
+    ),
 }
 
 
 def run_job(job: str, inputs: dict[str, Path], out: Path, fsize: int | None = None):
     code = (
-        "from signpose.jobs import clip_job, features_job\n"
-        "from signpose.features import read_pose\n"
-        "from signpose.holistic import write_pose\n"
+        "from signpose.config import with_defaults\n"
+        "from signpose.jobs.features import features_job\n"
+        "from signpose.jobs.pose import clip_job\n"
+        "from signpose.posefile import read_pose, write_pose\n"
         f"SOURCE, POSE, OUT = {str(inputs['source'])!r}, {str(inputs['pose'])!r}, {str(out)!r}\n"
         f"WHOLE = {WHOLE!r}\n{JOBS[job]}\n"
     )
@@ -334,7 +345,7 @@ def assert_complete(job: str, out: Path) -> None:
     else:
         assert np.load(out / "features" / "x.npy").shape[1] == 540
         assert json.loads((out / "qc" / "x.json").read_text())["video_id"] == "x"
-        assert files_in(out) == ["features/x.npy", "qc/x.json"]
+        assert files_in(out) == ["features/x.npy", "poses_clean/x.pose", "qc/x.json"]
 
 
 @needs(VIDEO)
@@ -379,7 +390,8 @@ def kill_9(proc: subprocess.Popen) -> None:
 @needs(VIDEO)
 def test_a_pose_job_killed_halfway_leaves_nothing_and_reruns(tmp_path):
     target = tmp_path / "poses" / "x.pose"
-    code = f"from signpose.jobs import pose_job; pose_job({str(VIDEO)!r}, {str(target)!r}, {{}})"
+    code = "from signpose.jobs.pose import pose_job; "
+    code += f"pose_job({str(VIDEO)!r}, {str(target)!r}, {{}})"
     log = tmp_path / "pose.log"
     proc = start_job(code, log)
     # TFLite announces its CPU delegate when the first frame reaches the graph
@@ -396,7 +408,7 @@ def test_a_pose_job_killed_halfway_leaves_nothing_and_reruns(tmp_path):
 def test_a_clip_job_killed_mid_encode_leaves_no_target_and_reruns(tmp_path, uhd):
     target = tmp_path / "clips" / "x.mp4"
     args = f"{str(uhd)!r}, {str(target)!r}, {WHOLE}, {{}}"
-    code = f"from signpose.jobs import clip_job; clip_job({args})"
+    code = f"from signpose.jobs.pose import clip_job; clip_job({args})"
     proc = start_job(code, tmp_path / "clip.log")
 
     def encoding() -> bool:
@@ -411,3 +423,141 @@ def test_a_clip_job_killed_mid_encode_leaves_no_target_and_reruns(tmp_path, uhd)
     assert all(name.startswith(".x.mp4.") for name in os.listdir(target.parent))
     assert start_job(code, tmp_path / "clip.log").wait() == 0
     assert video.probe(target).frames == 120
+
+
+# ---------------------------------------------------------------------------------------------
+# small and odd datasets, and where results may go: whole Snakemake runs as a user starts them
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+DEMO_VIDEOS = ROOT / "resources" / "demo" / "videos"
+
+
+def snakemake_run(workdir: Path, overlay: dict, *args: str, timeout: float = 900):
+    """The README's command (`snakemake --cores all`) with `overlay` as a config file."""
+    workdir.mkdir(exist_ok=True)
+    (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
+           str(workdir / "overlay.yaml"), *(args or ("--cores", "all"))]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def demo_csv(tmp_path: Path, column: str, rows: list[tuple[str, str]]) -> dict:
+    """A CSV dataset of demo videos: (gloss, `column` value) per video, in the demo's order;
+    returns its `dataset` config section."""
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = [f"video_file,gloss,{column}"]
+    for i, (gloss, value) in enumerate(rows, start=1):
+        name = f"demo{i:05d}.mp4"
+        (data / name).write_bytes((DEMO_VIDEOS / name).read_bytes())
+        lines.append(f"{name},{gloss},{value}")
+    (data / "meta.csv").write_text("\n".join(lines) + "\n")
+    return {"name": "mini", "format": "csv", "metadata": str(data / "meta.csv"),
+            "allow_local_files": True, "csv": {f"{column}_column": column}}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_two_video_all_train_dataset_finishes_with_every_page(tmp_path):
+    dataset = demo_csv(tmp_path, "split", [("hello", "train"), ("world", "train")])
+    results = tmp_path / "results"
+    overlay = {"dataset": dataset, "results_dir": str(results), "train": {"epochs": 2}}
+    run = snakemake_run(tmp_path / "work", overlay)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for page in ("dataset.html", "metrics.html", "qc.png", "skeletons.png"):
+        assert (results / "report" / page).stat().st_size > 500
+    metrics = json.loads((results / "model" / "metrics.json").read_text())
+    assert {s: metrics["splits"][s]["n_items"] for s in ("val", "test")} == {"val": 0, "test": 0}
+    page = (results / "report" / "metrics.html").read_text(encoding="utf-8")
+    assert "val is empty (no instance in this split); test is empty" in page
+    assert "agreement with the Keras model was not checked" in page
+    report = tmp_path / "report.html"
+    built = snakemake_run(tmp_path / "work", overlay, "--report", str(report))
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "metrics.html" in report.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.mark.slow
+def test_a_split_short_of_its_fractions_is_said_in_the_log_and_the_report(tmp_path):
+    # three signers, one video each: 0.8/0.1/0.1 cannot be met
+    dataset = demo_csv(tmp_path, "signer", [(f"sign {i}", f"signer{i}") for i in range(3)])
+    results = tmp_path / "results"
+    overlay = {"dataset": dataset, "results_dir": str(results)}
+    page = results / "report" / "dataset.html"
+    run = snakemake_run(tmp_path / "work", overlay, "--cores", "all", str(page))
+    assert run.returncode == 0, run.stderr[-3000:]
+    note = metadata.load(with_defaults({"name": "three", **dataset}, section="dataset")).split_note
+    assert note.startswith("signer-aware split: the requested fractions train 0.80/val 0.10/")
+    assert note in run.stderr  # the planning log
+    assert html.escape(note) in page.read_text(encoding="utf-8")
+
+
+def symlink_loop(path: Path) -> None:
+    path.symlink_to(path)
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def directory(path: Path) -> None:
+    path.mkdir()
+
+
+def device(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize(
+    "make, kind",
+    [(symlink_loop, "a symlink loop"), (fifo, "a FIFO (named pipe)"),
+     (directory, "a directory"), (device, "a device")],
+)  # fmt: skip
+def test_a_local_video_that_is_not_a_file_is_named(tmp_path, make, kind):
+    local = tmp_path / "videos"
+    local.mkdir()
+    make(local / "a.mp4")
+    target = tmp_path / "sources" / "a.mp4"
+    opts = DownloadOptions.from_config({}, allow_local_files=True, local_root=local)
+    outcome = fetch_source("a.mp4", target, opts, logging.getLogger("test"))
+    assert (outcome.status, outcome.reason) == ("dead", "local_not_a_file")
+    assert tombstone.read(target).detail == f"{local / 'a.mp4'}: {kind}, not a video file"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.mp4"]  # nothing else left
+
+
+def one_line_naming(output: str, *words: str) -> bool:
+    return any(all(w in line for w in words) for line in output.splitlines())
+
+
+def test_a_fifo_as_metadata_stops_snakemake_within_seconds(tmp_path):
+    fifo = tmp_path / "meta.json"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would wait forever
+    overlay = {"dataset": {"name": "fifo", "metadata": str(fifo)}}
+    started = time.monotonic()
+    run = snakemake_run(tmp_path / "work", overlay, "-n", timeout=60)
+    assert time.monotonic() - started < 10
+    assert run.returncode != 0 and "rule " not in run.stdout + run.stderr  # no job planned
+    assert one_line_naming(run.stdout + run.stderr, str(fifo), "a FIFO (named pipe)")
+
+
+@pytest.mark.parametrize("where", ["/", "~", "src/signpose", "workflow/x", "config"])
+def test_results_roots_that_must_not_be_written_are_refused(where):
+    root = os.path.expanduser(where)
+    root = root if os.path.isabs(root) else str(ROOT / root)
+    with pytest.raises(ResultsRootError) as err:
+        check_results_root(root, ROOT)
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"results_dir {root!r} is ")
+
+
+def test_a_results_root_elsewhere_is_the_users(tmp_path):
+    for root in (tmp_path / "results", ROOT / "results" / "demo", Path.home() / "results"):
+        assert check_results_root(root, ROOT) == Path(os.path.realpath(root))
+
+
+def test_results_dir_root_is_refused_before_any_job(tmp_path):
+    demo = {"name": "demo", "metadata": str(ROOT / "resources/demo/WLASL_demo.json"),
+            "allow_local_files": True}  # fmt: skip
+    run = snakemake_run(tmp_path / "work", {"dataset": demo, "results_dir": "/"}, "-n")
+    output = run.stdout + run.stderr
+    assert run.returncode != 0 and "rule " not in output  # no job planned, let alone run
+    assert one_line_naming(output, "results_dir '/' is the file system root")
+    assert not (tmp_path / "work" / "sources").exists() and not Path("/sources").exists()

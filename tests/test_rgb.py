@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_training import outputs
 
 from signpose.training import TrainConfig, rgb
 
@@ -24,9 +25,9 @@ KNOBS = {"frames": 4, "image_size": 32, "alpha": 0.35, "frame_dim": 16, "lstm_un
 def rgb_config(weights: str, **overrides) -> TrainConfig:
     knobs = KNOBS | {"weights": weights} | overrides.pop("knobs", {})
     base = {"model_type": "cnn_lstm_rgb", "batch_size": 4, "epochs": 40, "patience": 40,
-            "learning_rate": 3e-3, "seed": 3, "threads": 2}  # fmt: skip
+            "learning_rate": 3e-3, "seed": 3}  # fmt: skip
     base["model"] = {"cnn_lstm_rgb": knobs}
-    return TrainConfig.from_dict(base | overrides)
+    return TrainConfig.from_dict(base | overrides, threads=2)
 
 
 def write_clip(path: Path, colour: int, rng: np.random.Generator, frames: int = 12) -> None:
@@ -134,8 +135,9 @@ def test_offline_imagenet_fails_at_the_start_of_training_with_one_line(tmp_path,
     monkeypatch.setattr(rgb, "imagenet_file", lambda alpha, size: f"never_cached_{alpha}_{size}.h5")
     monkeypatch.setattr(rgb, "IMAGENET_URL", "http://127.0.0.1:9/")
     items = [(str(tmp_path / "never_read.mp4"), "a")]
+    written = outputs(tmp_path / "out")[0]
     with pytest.raises(rgb.BackboneWeightsError) as err:
-        fit.train(items, [], tmp_path / "no_stats.npz", tmp_path / "out", rgb_config("imagenet"))
+        fit.train(items, [], tmp_path / "no_stats.npz", written, rgb_config("imagenet"))
     [line] = str(err.value).splitlines()
     assert "imagenet: cannot download" in line and "set weights to its path" in line
     assert "http://127.0.0.1:9/never_cached_0.35_32.h5" in line
@@ -155,13 +157,14 @@ def test_cnn_lstm_rgb_learns_a_synthetic_rgb_signal_and_exports(clips, weights_f
     np.savez(stats, mean=np.zeros(540, np.float32), std=np.ones(540, np.float32))
     cfg = rgb_config(weights_file, knobs={"fine_tune_epochs": 1})
     out = tmp_path / "model"
-    summary = train(clips["train"], clips["val"], stats, out, cfg)
+    written, trained, evaluated = outputs(out)
+    summary = train(clips["train"], clips["val"], stats, written, cfg)
     assert summary["model_type"] == "cnn_lstm_rgb" and summary["n_train"] == 24
     # Two phases, one history: the frozen epochs, then fine-tuning numbered on.
     history = (out / "history.csv").read_text().splitlines()
     assert len(history) - 1 == summary["epochs"] > 2
     assert history[-1].split(",")[0] == str(summary["epochs"] - 1)
-    metrics = evaluate(out, {"val": clips["val"], "test": clips["test"]}, stats, cfg)
+    metrics = evaluate(trained, {"val": clips["val"], "test": clips["test"]}, stats, evaluated, cfg)
     test = metrics["splits"]["test"]
     assert test["n_evaluated"] == 9
     assert test["top1"] >= 0.75, json.dumps(metrics["splits"])

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from signpose.aggregates import stats_job
-from signpose.stats import RunningStats
+from signpose.stats import NOTEBOOK_NAMES, RunningStats, global_stats, write_stats
 
 
 def test_streaming_matches_one_big_nan_aware_computation():
@@ -30,17 +30,19 @@ def test_stats_use_the_train_split_only(tmp_path):
         [("train", "kept")] * 4 + [("train", "low_quality"), ("val", "kept"), ("test", "kept")]
     ):
         np.save(features / f"v{i}.npy", rng.normal(size=(20, 540)).astype(np.float32))
-        rows.append({"video_id": f"v{i}", "gloss": "g", "split": split, "status": status})
+        rows.append({"video_id": f"v{i}", "gloss": "g", "split": split, "status": status,
+                     "features_file": str(features / f"v{i}.npy")})  # fmt: skip
     table = tmp_path / "instances.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
 
     def stats() -> dict:
         out = tmp_path / "stats.npz"
-        stats_job(str(table), str(out), str(features))
+        stats_job(str(table), str(out))
         return dict(np.load(out))
 
     before = stats()
     assert list(before["lengths"]) == [20] * 4  # kept train clips only
+    assert list(before["video_ids"]) == ["v0", "v1", "v2", "v3"]
     for changed in ("v4", "v5", "v6"):  # low-quality train, val, test
         np.save(features / f"{changed}.npy", np.full((9, 540), 1e6, np.float32))
     after = stats()
@@ -48,3 +50,21 @@ def test_stats_use_the_train_split_only(tmp_path):
         np.testing.assert_array_equal(before[key], after[key])
     np.save(features / "v0.npy", np.full((20, 540), 5.0, np.float32))
     assert not np.allclose(stats()["mean"], before["mean"])
+
+
+def test_the_notebook_names_are_the_same_arrays_with_the_clip_ids(tmp_path):
+    rng = np.random.default_rng(2)
+    clips = {}
+    for vid, frames in (("a", 12), ("one_frame", 1), ("b", 30)):
+        clips[vid] = tmp_path / f"{vid}.npy"
+        np.save(clips[vid], rng.normal(size=(frames, 6)).astype(np.float32))
+    target = tmp_path / "global_stats.npz"
+    write_stats(global_stats(clips, 6), target)
+    with np.load(target) as z:  # no pickle: plain arrays a notebook can open
+        for notebook, ours in NOTEBOOK_NAMES.items():
+            np.testing.assert_array_equal(z[notebook], z[ours])
+        assert dict(zip(z["video_ids"], z["seq_lengths"], strict=True)) == {
+            "a": 12, "one_frame": 1, "b": 30}  # fmt: skip
+        assert list(z["motion_video_ids"]) == ["a", "b"]  # one frame has no motion
+        assert len(z["motion_means"]) == 2 and z["feature_mean"].shape == (6,)
+        assert z["feature_std"].dtype == np.float32

@@ -8,18 +8,22 @@ the stats have NaN to guard). The slow tests train real models on it for a few C
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
 from signpose import layout, tombstone
+from signpose.config import schema
 from signpose.training import TrainConfig, augment, data
 
 CLASSES = [f"sign{k}" for k in range(8)]
@@ -67,7 +71,22 @@ def small_config(model_type: str = "lstm", **overrides) -> TrainConfig:
         learning_rate=3e-3,
         model={model_type: SMALL_MODELS[model_type]},
     )
-    return TrainConfig(**(base | overrides))
+    return TrainConfig.from_dict(base | overrides)
+
+
+def outputs(folder: Path, tflite: bool = True):
+    """Where train and evaluate write, all in one folder as the workflow's model/ does."""
+    from signpose.training import EvaluateOutputs, Trained, TrainOutputs
+
+    trained = Trained(folder / "model.keras", folder / "labels.json",
+                      folder / "train_summary.json", folder / "train_config.json")  # fmt: skip
+    written = TrainOutputs(trained.model, trained.labels, summary=trained.summary,
+                           config=trained.config, history=folder / "history.csv",
+                           curves=folder / "training_curves.png",
+                           tensorboard=folder / "tensorboard")  # fmt: skip
+    evaluated = EvaluateOutputs(folder / "metrics.json", folder / "confusion_matrix.png",
+                                folder / "model.tflite" if tflite else None)  # fmt: skip
+    return written, trained, evaluated
 
 
 def synthetic_clip(rng: np.random.Generator, k: int, shapes: dict[str, np.ndarray]) -> np.ndarray:
@@ -229,23 +248,29 @@ def test_affine_rotates_about_the_torso_centre_and_keeps_nan():
     assert not np.isnan(x[0, 1, layout.LEFT_HAND]).any()
 
 
-def test_config_rejects_unknown_keys_and_coerces_yaml_strings():
-    with pytest.raises(ValueError, match="unknown training config key"):
-        TrainConfig.from_dict({"epoch": 3})
-    with pytest.raises(ValueError, match="unknown augment key"):
-        TrainConfig.from_dict({"augment": {"flip": 0.5}})
-    with pytest.raises(ValueError, match=r"unknown model\.transformer key"):
-        TrainConfig.from_dict({"model_type": "transformer", "model": {"transformer": {"units": 8}}})
-    with pytest.raises(ValueError, match="one section of knobs per model type"):
-        TrainConfig.from_dict({"model": {"dim": 64}})
-    for bad in ({"learning_rate": "nan"}, {"learning_rate": 0}, {"epochs": "inf"}, {"seed": -1}):
-        with pytest.raises(ValueError, match=next(iter(bad))):
+def test_config_is_the_schemas_train_section_checked_and_filled():
+    section = schema()["properties"]["train"]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert fields == {*section["properties"], "threads"}  # a new key needs a field, and back
+    for bad, key in (({"epoch": 3}, "'epoch' was unexpected"),
+                     ({"augment": {"flip": 0.5}}, "'flip' was unexpected"),
+                     ({"model": {"transformer": {"units": 8}}}, "'units' was unexpected"),
+                     ({"model": {"dim": 64}}, "'dim' was unexpected"),
+                     ({"learning_rate": "nan"}, "'nan' is not of type 'number'"),
+                     ({"learning_rate": "1e-3"}, "'1e-3' is not of type 'number'"),
+                     ({"learning_rate": 0}, "0 is less than or equal to the minimum of 0"),
+                     ({"epochs": 2.5}, "2.5 is not of type 'integer'"),
+                     ({"seed": -1}, "-1 is less than the minimum of 0"),
+                     ({"augment": {"mirror_prob": 1}}, "1 is greater than or equal to the max"),
+                     ({"length_mode": "stretch"}, "'stretch' is not one of")):  # fmt: skip
+        with pytest.raises(jsonschema.ValidationError, match=re.escape(key)):
             TrainConfig.from_dict(bad)
-    with pytest.raises(ValueError, match="length_mode"):
-        TrainConfig.from_dict({"length_mode": "stretch"})
-    cfg = TrainConfig.from_dict({"learning_rate": "1e-3", "augment": {"mirror_prob": 0}})
-    assert cfg.learning_rate == 1e-3 and cfg.augment["rotate_deg"] > 0
-    assert cfg.knobs["layers"] >= 1  # defaults of the lstm filled in
+    cfg = TrainConfig.from_dict({"learning_rate": 1e-3, "augment": {"mirror_prob": 0}}, threads=2)
+    augment = section["properties"]["augment"]["properties"]
+    assert cfg.augment["rotate_deg"] == augment["rotate_deg"]["default"]
+    assert cfg.learning_rate == 1e-3 and cfg.augment["mirror_prob"] == 0 and cfg.threads == 2
+    lstm = section["properties"]["model"]["properties"]["lstm"]["properties"]
+    assert cfg.knobs == {k: v["default"] for k, v in lstm.items()}  # defaults of the lstm
 
 
 def test_one_key_switches_the_model_type():
@@ -272,7 +297,7 @@ def test_split_loading_counts_unknown_glosses_and_tombstones(synthetic):
 
     stats = data.load_stats(stats_path)
     assert np.isfinite(stats.mean).all() and np.isfinite(stats.inv_std).all()
-    cfg = TrainConfig()
+    cfg = TrainConfig.from_dict()
     batch = data.make_batch(test, np.arange(8), stats, cfg, np.random.default_rng(3))
     again = data.make_batch(test, np.arange(8), stats, cfg, np.random.default_rng(3))
     assert batch.shape == (8, cfg.seq_len, layout.N_FEATURES + data.HAND_SHAPE_WIDTH)
@@ -337,10 +362,10 @@ def test_tensorboard_histograms_only_when_asked(tmp_path, histograms):
     from signpose.training.fit import _callbacks
 
     cfg = small_config(tensorboard_histograms=histograms)
-    [board] = [c for c in _callbacks(tmp_path, cfg, True)
+    [board] = [c for c in _callbacks(outputs(tmp_path)[0], cfg, True)
                if isinstance(c, keras.callbacks.TensorBoard)]  # fmt: skip
     assert board.histogram_freq == int(histograms)
-    assert TrainConfig().tensorboard_histograms is False
+    assert TrainConfig.from_dict().tensorboard_histograms is False
 
 
 def test_best_epoch_breaks_top1_ties_by_the_lower_loss():
@@ -386,10 +411,12 @@ def _train_and_evaluate(model_type, synthetic, out: Path, **overrides) -> tuple[
     from signpose.training import evaluate, train
 
     cfg = small_config(model_type, **overrides)
+    written, trained, evaluated = outputs(out)
     with timed(f"{model_type}_train"):
-        summary = train(splits["train"], splits["val"], stats_path, out, cfg)
+        summary = train(splits["train"], splits["val"], stats_path, written, cfg)
+    items = {"val": splits["val"], "test": splits["test"]}
     with timed(f"{model_type}_evaluate"):
-        metrics = evaluate(out, {"val": splits["val"], "test": splits["test"]}, stats_path, cfg)
+        metrics = evaluate(trained, items, stats_path, evaluated, cfg)
     return summary, metrics
 
 
@@ -438,9 +465,10 @@ def test_shuffled_labels_stay_near_chance(synthetic, tmp_path):
     from signpose.training import evaluate, train
 
     cfg = small_config("lstm", tflite=False)
+    written, trained, evaluated = outputs(tmp_path, tflite=False)
     with timed("shuffled_train_evaluate"):
-        train(shuffled, splits["val"], stats_path, tmp_path, cfg)
-        metrics = evaluate(tmp_path, {"test": splits["test"]}, stats_path, cfg)
+        train(shuffled, splits["val"], stats_path, written, cfg)
+        metrics = evaluate(trained, {"test": splits["test"]}, stats_path, evaluated, cfg)
     top1 = metrics["splits"]["test"]["top1"]
     print(f"\nshuffled labels: test top1 {top1:.3f} (chance {1 / len(CLASSES):.3f})")
     assert top1 < 3 / len(CLASSES)
@@ -455,7 +483,7 @@ def test_same_seed_same_history(synthetic, tmp_path):
     cfg = small_config("transformer", epochs=3)
     with timed("repeat_runs"):
         runs = [
-            train(splits["train"], splits["val"], stats_path, tmp_path / f"run{i}", cfg)
+            train(splits["train"], splits["val"], stats_path, outputs(tmp_path / f"run{i}")[0], cfg)
             for i in range(2)
         ]
     first, second = (read_history(tmp_path / f"run{i}" / "history.csv") for i in range(2))
@@ -470,9 +498,10 @@ def test_without_validation_data_training_monitors_itself(synthetic, tmp_path):
 
     cfg = small_config("lstm", epochs=2, length_mode="crop_pad", tflite=False)
     only_unknown = [(p, g) for p, g in splits["val"] if g == UNKNOWN]
+    written, trained, evaluated = outputs(tmp_path, tflite=False)
     with timed("no_val"):
-        summary = train(splits["train"], only_unknown, stats_path, tmp_path, cfg)
-        metrics = evaluate(tmp_path, {"val": only_unknown, "test": []}, stats_path, cfg)
+        summary = train(splits["train"], only_unknown, stats_path, written, cfg)
+        metrics = evaluate(trained, {"val": only_unknown, "test": []}, stats_path, evaluated, cfg)
     assert summary["n_val"] == 0 and summary["monitor"] == "accuracy"
     assert summary["epochs"] == 2 and (tmp_path / "model.keras").exists()
     # Keras' CSVLogger keeps val_* columns, filled with NA, when there is no validation.
@@ -483,7 +512,7 @@ def test_without_validation_data_training_monitors_itself(synthetic, tmp_path):
     assert (tmp_path / "confusion_matrix.png").exists()  # a placeholder: outputs always exist
     assert "confusion_matrix" not in metrics
     with pytest.raises(ValueError, match="length_mode"):
-        evaluate(tmp_path, {"test": splits["test"]}, stats_path, small_config("lstm"))
+        evaluate(trained, {"test": splits["test"]}, stats_path, evaluated, small_config("lstm"))
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ROOT, WLASL_300, WLASL_2000, needs
 from signpose import metadata, tombstone
+from signpose.config import with_defaults
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -47,7 +48,8 @@ def wlasl_config(path: Path, subset: int, results: Path) -> list[str]:
 def test_dry_run_plans_one_download_per_source_and_one_job_per_instance(tmp_path, path, subset):
     proc = snakemake("-n", *wlasl_config(path, subset, tmp_path))
     counts = job_counts(proc.stdout)
-    ds = metadata.load({"metadata": str(path), "subset": subset})
+    dataset = {"name": "wlasl", "metadata": str(path), "subset": subset}
+    ds = metadata.load(with_defaults(dataset, section="dataset"))
     assert counts["download"] == len(ds.urls) < len(ds.instances)
     for rule in ("pose", "features"):  # pose cuts the clip too
         assert counts[rule] == len(ds.instances)
@@ -80,15 +82,6 @@ def test_bad_metadata_stops_the_run_at_start_with_one_line(tmp_path):
     assert proc.returncode != 0
     lines = (proc.stdout + proc.stderr).splitlines()
     assert any(str(bad) in line and "field 'video_id'" in line for line in lines)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    """The whole demo, run once by Snakemake into a temporary results root."""
-    results = tmp_path_factory.mktemp("demo")
-    proc = snakemake("--cores", "2", "--config", f"results_dir={results}", check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return results
 
 
 @pytest.mark.slow

@@ -12,21 +12,11 @@ detected in a frame is NaN, so a model or a statistic can tell "absent" from "at
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from signpose import layout
-
-if TYPE_CHECKING:
-    from pose_format import Pose
-
-# The Holistic components features are built from, with their point counts (the face has 478
-# points when the iris is refined); POSE_WORLD_LANDMARKS is not used.
-REQUIRED_COMPONENTS = {"POSE_LANDMARKS": (33,), "FACE_LANDMARKS": (468, 478),
-                       "LEFT_HAND_LANDMARKS": (21,), "RIGHT_HAND_LANDMARKS": (21,)}  # fmt: skip
 
 # MediaPipe Pose landmark indices.
 L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 11, 12, 23, 24
@@ -39,37 +29,6 @@ class QCThresholds:
     min_body_ratio: float = 0.5
     min_hand_ratio: float = 0.2
     min_visibility: float = 0.3
-
-
-class PoseFileError(ValueError):
-    """A .pose file that is cut short or not MediaPipe Holistic; the message names the file."""
-
-
-def read_pose(path: str | os.PathLike) -> Pose:
-    """The pose-format file at `path`, checked to be complete and to hold Holistic components.
-
-    pose-format's own errors for a cut-off file are a TypeError or struct.error about buffer
-    sizes; a 20,000-file run needs the file's name and what to do instead.
-    """
-    from pose_format import Pose
-
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        pose = Pose.read(data)
-    except Exception as e:  # noqa: BLE001 - any parse failure means the same thing here
-        raise PoseFileError(
-            f"{path}: not a complete pose-format file ({type(e).__name__}: {e}); "
-            "delete it and rerun to recompute it"
-        ) from None
-    points = {c.name: len(c.points) for c in pose.header.components}
-    wrong = [n for n, sizes in REQUIRED_COMPONENTS.items() if points.get(n) not in sizes]
-    if wrong:
-        raise PoseFileError(
-            f"{path}: not a MediaPipe Holistic pose: component {wrong[0]} missing or of the "
-            f"wrong size (components: {', '.join(f'{n}[{k}]' for n, k in points.items())})"
-        )
-    return pose
 
 
 @dataclass
@@ -244,7 +203,7 @@ class FeatureOptions:
 
     @classmethod
     def from_config(cls, cfg: dict) -> FeatureOptions:
-        rest = {k: v for k, v in cfg.items() if k != "qc"}
+        rest = {k: v for k, v in cfg.items() if k not in ("qc", "clean")}
         return cls(**rest, qc=QCThresholds(**cfg.get("qc", {})))
 
 

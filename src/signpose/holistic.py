@@ -3,65 +3,27 @@
 The file is built from pose-format's own header and per-frame conversion, so it is byte for byte
 what `pose_format.utils.holistic.load_holistic` writes (components, point names and order, 576
 or 586 points, confidence semantics; tested), while frames are streamed, not held in memory.
-
-A pose job's fixed cost is paid 20,000 times in a WLASL run, so mediapipe is imported lean:
-`import mediapipe` loads every solution and task, matplotlib (for a drawing helper) and, when
-it is installed, TensorFlow (3 s and 700 MB per process, only to reach a docs helper and an
-optional file opener). Here only the framework bindings and the legacy solutions load, and
-TensorFlow is blocked while they do.
+mediapipe is imported lean (signpose.compat.mediapipe says why and how).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.abc
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from signpose import tombstone, video
-from signpose.files import atomic_path
+from signpose.compat import mediapipe as mp_compat
+from signpose.compat.pose_format import extract_frame_data
 from signpose.tombstone import Tombstone
 
 if TYPE_CHECKING:
     from pose_format import Pose
-
-# Holistic's pose landmark model per model_complexity; only "full" ships in the wheel.
-POSE_MODELS = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite",
-               2: "pose_landmark_heavy.tflite"}  # fmt: skip
-# mediapipe/python/solutions/__init__.py of mediapipe 0.10.21, minus drawing_styles and
-# drawing_utils (matplotlib).
-SOLUTIONS = ("face_detection", "face_mesh", "face_mesh_connections", "hands", "hands_connections",
-             "holistic", "objectron", "pose", "selfie_segmentation")  # fmt: skip
-
-
-class _BlockTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):  # noqa: ARG002 - MetaPathFinder protocol
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
-        return None
-
-
-@contextlib.contextmanager
-def tensorflow_blocked() -> Iterator[None]:
-    """While active, `import tensorflow` fails; mediapipe then falls back without it.
-
-    Only mediapipe's own import needs it, so the block is lifted afterwards and a process that
-    trains later (a test run, a notebook) can still import TensorFlow.
-    """
-    finder = _BlockTensorFlow()
-    sys.meta_path.insert(0, finder)
-    try:
-        yield
-    finally:
-        sys.meta_path.remove(finder)
 
 
 @dataclass(frozen=True)
@@ -83,44 +45,14 @@ class HolisticOptions:
         }
 
 
-def import_mediapipe():
-    """The mediapipe package with its legacy solutions loaded, and nothing more.
-
-    The `__init__` of `mediapipe` and of `mediapipe.python.solutions` import the tasks API,
-    the drawing helpers and through them matplotlib: 0.7 s of a pose job's start. Both
-    packages are registered without running them and the solutions are imported one by one,
-    all but the drawing helpers: Holistic's graph needs the calculator options that the other
-    solutions register (face_mesh's landmark refinement, pose's smoothing), so the graph and
-    its results are exactly those of a plain `import mediapipe`. Anything else can still be
-    imported by name. A mediapipe imported earlier is used as it is.
-    """
-    if "mediapipe" in sys.modules:
-        return sys.modules["mediapipe"]
-    with tensorflow_blocked():
-        mediapipe = _unexecuted_package("mediapipe")
-        mediapipe.solutions = _unexecuted_package("mediapipe.python.solutions")
-        mediapipe.python.solutions = mediapipe.solutions
-        for name in SOLUTIONS:
-            importlib.import_module(f"mediapipe.python.solutions.{name}")
-    return mediapipe
-
-
-def _unexecuted_package(name: str):
-    """Package `name` in sys.modules without its `__init__` having run."""
-    module = importlib.util.module_from_spec(importlib.util.find_spec(name))
-    sys.modules[name] = module
-    return module
-
-
 class MissingModel(RuntimeError):
     """The model file for the requested model_complexity is not in the mediapipe wheel."""
 
 
 def check_model(model_complexity: int) -> None:
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or spec.origin is None:
+    model = mp_compat.pose_model_path(model_complexity)
+    if model is None:
         raise MissingModel("mediapipe is not installed")
-    model = Path(spec.origin).parent / "modules" / "pose_landmark" / POSE_MODELS[model_complexity]
     if not model.exists():
         raise MissingModel(
             f"pose.model_complexity {model_complexity} needs {model}, which mediapipe 0.10.21 "
@@ -158,11 +90,8 @@ def holistic_pose(frames: Iterator, fps: float, opts: HolisticOptions) -> Pose:
     clip is tracked into the next), instead of a new graph per clip, which costs 80 ms more
     per clip in model set-up. Frames are streamed, not held.
     """
-    import_mediapipe()
     from pose_format import Pose
     from pose_format.numpy.pose_body import NumPyPoseBody
-    from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
-    from pose_format.utils.holistic import _extract_frame_data, holistic_components
 
     extra_face = 10 if opts.refine_face_landmarks else 0
     graph = _graph(opts)
@@ -170,8 +99,8 @@ def holistic_pose(frames: Iterator, fps: float, opts: HolisticOptions) -> Pose:
     try:
         for frame in frames:
             height, width = frame.shape[:2]
-            frame_data, frame_conf = _extract_frame_data(graph.process(frame), width, height,
-                                                         extra_face)  # fmt: skip
+            frame_data, frame_conf = extract_frame_data(graph.process(frame), width, height,
+                                                        extra_face)  # fmt: skip
             data.append(frame_data)
             conf.append(frame_conf)
         graph.reset()
@@ -182,23 +111,36 @@ def holistic_pose(frames: Iterator, fps: float, opts: HolisticOptions) -> Pose:
         raise
     if not data:
         raise ValueError("no frames to estimate poses from")
-    header = PoseHeader(version=0.2, dimensions=PoseHeaderDimensions(width, height, 0),
-                        components=holistic_components("XYZC", extra_face))  # fmt: skip
     body = NumPyPoseBody(fps=fps, data=np.expand_dims(np.stack(data), axis=1),
                          confidence=np.expand_dims(np.stack(conf), axis=1))  # fmt: skip
-    return Pose(header, body)
+    return Pose(holistic_header(width, height, extra_face), body)
+
+
+def holistic_header(width: int, height: int, extra_face: int):
+    """The header `load_holistic` writes: 576 points, or 586 with the refined face."""
+    mp_compat.import_mediapipe()  # first: pose-format's holistic module imports mediapipe whole
+    from pose_format.pose_header import PoseHeader, PoseHeaderDimensions
+    from pose_format.utils.holistic import holistic_components
+
+    return PoseHeader(version=0.2, dimensions=PoseHeaderDimensions(width, height, 0),
+                      components=holistic_components("XYZC", extra_face))  # fmt: skip
+
+
+def empty_pose_bytes(opts: HolisticOptions) -> bytes:
+    """A `.pose` with the header these options give and no frame: a lost instance's pose."""
+    from pose_format import Pose
+
+    from signpose.posefile import empty_body, pose_bytes
+
+    header = holistic_header(0, 0, 10 if opts.refine_face_landmarks else 0)
+    return pose_bytes(Pose(header, empty_body(header)))
 
 
 @functools.cache
 def _graph(opts: HolisticOptions):
-    return import_mediapipe().solutions.holistic.Holistic(**opts.as_mediapipe())
+    return mp_compat.import_mediapipe().solutions.holistic.Holistic(**opts.as_mediapipe())
 
 
 def _chain(first, rest):
     yield first
     yield from rest
-
-
-def write_pose(pose: Pose, target: str | os.PathLike) -> None:
-    with atomic_path(target) as tmp, open(tmp, "wb") as f:
-        pose.write(f)

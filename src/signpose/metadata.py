@@ -9,6 +9,12 @@ Every record is checked once here, so the stages can trust it: a bad record stop
 start with one line naming the file, the record and the field (`MetadataError`). Glosses are
 free text and never become part of a file name; video ids do, so they are restricted to a safe
 alphabet.
+
+Every metadata column the user has travels with its instance, unchanged, in `Instance.extra`
+under the name `meta_<column>` (META_PREFIX): every CSV column (the mapped ones too, so a label
+canonicalised by `csv.label_id_column` keeps its original spelling), and every WLASL instance
+field the loader does not use. The prefix keeps them from colliding with the project's own
+table columns; their values are data, written to tables and never used as file names.
 """
 
 from __future__ import annotations
@@ -18,16 +24,26 @@ import hashlib
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from signpose.paths import not_a_file
 from signpose.sites import source_id
 
 SPLITS = ("train", "val", "test")
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 WLASL_FIELDS = ("bbox", "fps", "frame_end", "frame_start", "split", "url", "video_id")
+# The instance fields the WLASL loader uses; every other one is kept as a `meta_` column.
+WLASL_USED = frozenset((*WLASL_FIELDS, "gloss", "signer_id"))
+META_PREFIX = "meta_"
+# The project's own instance columns a report can be grouped by (report.group_by).
+GROUPABLE = ("split", "site", "signer_id", "gloss")
+# A split whose share of the instances is further than this from the requested fraction is
+# reported (planning log and dataset page): a few signers cannot be divided 0.8/0.1/0.1.
+FRACTION_TOLERANCE = 0.05
 
 
 class MetadataError(ValueError):
@@ -49,6 +65,8 @@ class Instance:
     bbox: tuple[float, float, float, float] | None  # xmin, ymin, xmax, ymax in source pixels
     signer_id: str
     site: str  # host name, or "local" for files; used by per-site reports
+    # The user's other metadata, (meta_<column>, value) in file order: see the module docstring.
+    extra: tuple[tuple[str, str], ...] = ()
 
     @property
     def start_s(self) -> float:
@@ -67,6 +85,7 @@ class Instance:
 class Dataset:
     instances: dict[str, Instance]  # by video_id, in metadata order
     urls: dict[str, str]  # source_id -> url (one download per source)
+    split_note: str = ""  # the signer-aware split's shortfall, when it has one
 
     def by_split(self, split: str) -> list[str]:
         if split == "all":
@@ -75,21 +94,28 @@ class Dataset:
 
 
 def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
-    """Load and validate the dataset that `cfg` (the config's `dataset` section) describes."""
+    """Load and validate the dataset that `cfg` describes: the config's `dataset` section with
+    every default filled (by the workflow's validation, or `signpose.config.with_defaults`)."""
     path = Path(cfg["metadata"])
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
-    fmt = cfg.get("format", "wlasl")
-    allow_local = bool(cfg.get("allow_local_files", False))
-    if fmt == "wlasl":
-        records = wlasl_records(path, cfg.get("subset"))
-    elif fmt == "csv":
-        records = csv_records(path, cfg.get("csv", {}))
+    kind = not_a_file(path)
+    if kind:  # a FIFO would block the reader until someone writes to it
+        raise MetadataError(f"{path}: {kind}, not a metadata file")
+    if cfg["format"] == "wlasl":
+        records = wlasl_records(path, cfg["subset"])
     else:
-        raise MetadataError(f"{path}: unknown metadata format {fmt!r} (wlasl or csv)")
+        records = csv_records(path, cfg["csv"])
     instances: dict[str, Instance] = {}
+    labels: dict[str, str] = {}  # label id -> the first spelling seen: one class per id
     for where, rec in records:
-        inst = make_instance(rec, f"{path}: {where}", allow_local)
+        if "label_id" in rec:
+            if not rec["label_id"].strip():
+                raise MetadataError(f"{path}: {where}: field 'label_id': empty")
+            rec["gloss"] = labels.setdefault(rec.pop("label_id"), rec["gloss"])
+        inst = make_instance(
+            rec, f"{path}: {where}", cfg["allow_local_files"], cfg["max_label_chars"]
+        )
         if inst.video_id in instances:
             raise MetadataError(
                 f"{path}: {where}: field 'video_id': duplicate video_id {inst.video_id!r}"
@@ -97,9 +123,32 @@ def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
         instances[inst.video_id] = inst
     if not instances:
         raise MetadataError(f"{path}: no instances (a run over nothing is a mistake)")
-    if fmt == "csv" and not cfg.get("csv", {}).get("split_column"):
-        instances = assign_splits(instances, cfg.get("split_fractions", {}), cfg.get("seed", 0))
-    return Dataset(instances=instances, urls={i.source_id: i.url for i in instances.values()})
+    if cfg["format"] == "csv" and not cfg["csv"]["split_column"]:
+        instances = assign_splits(instances, cfg["split_fractions"], cfg["seed"])
+        note = split_shortfall(instances, cfg["split_fractions"])
+        return Dataset(instances, urls_of(instances), note)
+    return Dataset(instances, urls_of(instances))
+
+
+def group_columns(dataset: Dataset, names: Iterable[str]) -> list[str]:
+    """The tables/instances.csv column of each report.group_by name: a project column as it is,
+    a metadata column as meta_<name>; an unknown name stops the run at start, saying what exists."""
+    # WLASL instances need not share their fields: the union, in order of first appearance
+    meta = list(dict.fromkeys(k for i in dataset.instances.values() for k, _ in i.extra))
+    out = []
+    for name in names:
+        if name in GROUPABLE or name in meta:
+            out.append(name)
+        elif META_PREFIX + name in meta:
+            out.append(META_PREFIX + name)
+        else:
+            have = [*GROUPABLE, *(m.removeprefix(META_PREFIX) for m in meta)]
+            raise MetadataError(f"report.group_by: no column {name!r} in the metadata ({have})")
+    return out
+
+
+def urls_of(instances: Mapping[str, Instance]) -> dict[str, str]:
+    return {i.source_id: i.url for i in instances.values()}
 
 
 def wlasl_records(path: Path, subset: int | None) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -118,7 +167,16 @@ def wlasl_records(path: Path, subset: int | None) -> Iterable[tuple[str, dict[st
             where = f"entry {gi} (gloss {short(entry['gloss'])}) instance {ii}"
             if not isinstance(inst, dict):
                 raise MetadataError(f"{path}: {where}: not an object")
-            yield where, {**inst, "gloss": entry["gloss"]}
+            # only the used fields as fields: a user's field never takes an internal key's role
+            # (one pass, no copies: WLASL2000 has 21,000 instances, parsed at every planning)
+            rec: dict[str, Any] = {"extra": []}
+            for k, v in inst.items():
+                if k in WLASL_USED:
+                    rec[k] = v
+                else:
+                    rec["extra"].append((META_PREFIX + k, k, v))
+            rec["gloss"] = entry["gloss"]  # the entry's, never an instance field of that name
+            yield where, rec
 
 
 def read_json(path: Path) -> Any:
@@ -131,16 +189,22 @@ def read_json(path: Path) -> Any:
         raise MetadataError(f"{path}: not UTF-8 at byte {e.start}") from None
     except json.JSONDecodeError as e:
         raise MetadataError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise MetadataError(
+            f"{path}: JSON nested too deeply to read (more than about "
+            f"{sys.getrecursionlimit()} levels; WLASL needs 4)"
+        ) from None
 
 
 def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
     """(where, record) per CSV row, mapped onto WLASL field names by the `csv` config."""
-    video_col = cfg.get("video_column", "video_file")
-    label_col = cfg.get("label_column", "gloss")
+    video_col = cfg["video_column"]
+    label_col = cfg["label_column"]
     optional = {
-        "split": cfg.get("split_column"),
-        "signer_id": cfg.get("signer_column"),
-        "video_id": cfg.get("id_column"),
+        "split": cfg["split_column"],
+        "signer_id": cfg["signer_column"],
+        "video_id": cfg["id_column"],
+        "label_id": cfg["label_id_column"],
     }
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -149,11 +213,17 @@ def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[
             for col in (video_col, label_col, *filter(None, optional.values())):
                 if col not in header:
                     raise MetadataError(f"{path}: column {col!r} missing (header: {header})")
+            names = meta_names(path, header)
             for n, row in enumerate(reader, start=2):
+                # a short row leaves None, a long one a list under None: both are a broken line
+                if None in row or None in row.values():
+                    raise MetadataError(
+                        f"{path}: line {n}: not the {len(header)} columns of the header"
+                    )
                 rec: dict[str, Any] = {
                     "url": row[video_col],
                     "gloss": row[label_col],
-                    "fps": cfg.get("fps", 25),
+                    "fps": cfg["fps"],
                     "frame_start": 1,
                     "frame_end": -1,
                     "bbox": None,
@@ -161,6 +231,7 @@ def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[
                 for field, col in optional.items():
                     if col:
                         rec[field] = row[col]
+                rec["extra"] = [(name, c, row[c]) for name, c in zip(names, header, strict=True)]
                 rec.setdefault("video_id", csv_video_id(row[video_col]))
                 rec.setdefault("split", "train")  # replaced by assign_splits
                 yield f"line {n}", rec
@@ -168,6 +239,34 @@ def csv_records(path: Path, cfg: Mapping[str, Any]) -> Iterable[tuple[str, dict[
         raise MetadataError(f"{path}: metadata file not found") from None
     except UnicodeDecodeError as e:
         raise MetadataError(f"{path}: not UTF-8 at byte {e.start}") from None
+
+
+def meta_names(path: Path, header: list[str]) -> list[str]:
+    """The table column of each CSV column: meta_<name>, meta_column_<n> for an unnamed one."""
+    names = [META_PREFIX + (c if c else f"column_{i}") for i, c in enumerate(header, start=1)]
+    dup = next((c for c in header if c and header.count(c) > 1), None)
+    if dup is not None:
+        raise MetadataError(f"{path}: column {dup!r} appears twice in the header")
+    return names
+
+
+def extra_columns(rec: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+    """The record's other metadata, (table column, field, value) triples, as (column, text):
+    strings as they are, other JSON values as JSON (7 -> "7"), so a table holds them without
+    reinterpretation."""
+    out = []
+    for name, key, value in rec.get("extra", ()):
+        if type(value) is int:  # WLASL's ids: the common case, and str() is json.dumps() here
+            out.append((name, str(value)))
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        unicode_ok = (text.isascii() or is_utf8(text)) and (key.isascii() or is_utf8(key))
+        if "\x00" in text or not unicode_ok:
+            raise MetadataError(
+                f"{where}: field {short(key)}: NUL or lone surrogates are not text a table holds"
+            )
+        out.append((name, text))
+    return tuple(out)
 
 
 def csv_video_id(video_file: str) -> str:
@@ -178,7 +277,9 @@ def csv_video_id(video_file: str) -> str:
     return "v" + hashlib.sha256(video_file.encode("utf-8")).hexdigest()[:15]
 
 
-def make_instance(rec: Mapping[str, Any], where: str, allow_local: bool) -> Instance:
+def make_instance(
+    rec: Mapping[str, Any], where: str, allow_local: bool, max_label_chars: int
+) -> Instance:
     missing = [f for f in WLASL_FIELDS if f not in rec and f != "bbox"]
     if missing:
         raise MetadataError(f"{where}: field {missing[0]!r}: missing")
@@ -194,8 +295,11 @@ def make_instance(rec: Mapping[str, Any], where: str, allow_local: bool) -> Inst
         raise MetadataError(
             f"{where}: field 'gloss': must be a non-empty string without NUL or lone surrogates"
         )
-    if len(gloss) > 1000:
-        raise MetadataError(f"{where}: field 'gloss': {len(gloss)} characters (at most 1000)")
+    if len(gloss) > max_label_chars:
+        raise MetadataError(
+            f"{where}: field 'gloss': {len(gloss)} characters (at most {max_label_chars}: "
+            "dataset.max_label_chars)"
+        )
     split = rec["split"]
     if split not in SPLITS:
         raise MetadataError(f"{where}: field 'split': unknown split {short(split)} ({SPLITS})")
@@ -226,6 +330,7 @@ def make_instance(rec: Mapping[str, Any], where: str, allow_local: bool) -> Inst
         bbox=parse_bbox(rec.get("bbox"), where),
         signer_id=signer_id,
         site=site,
+        extra=extra_columns(rec, where),
     )
 
 
@@ -271,8 +376,7 @@ def assign_splits(
     A signer (or, without signer ids, a video) is placed by a hash of (seed, signer), so adding
     recordings never moves existing ones between splits.
     """
-    train = fractions.get("train", 0.8)
-    val = fractions.get("val", 0.1)
+    train, val = fractions["train"], fractions["val"]
     out = {}
     for vid, inst in instances.items():
         key = inst.signer_id or vid
@@ -281,6 +385,26 @@ def assign_splits(
         split = "train" if u < train else "val" if u < train + val else "test"
         out[vid] = Instance(**{**as_dict(inst), "split": split})
     return out
+
+
+def split_shortfall(instances: Mapping[str, Instance], fractions: Mapping[str, float]) -> str:
+    """One line saying how far the obtained split is from the requested fractions, or "" when
+    every split is within FRACTION_TOLERANCE of its share."""
+    wanted = {"train": fractions["train"], "val": fractions["val"]}
+    wanted["test"] = max(0.0, 1 - wanted["train"] - wanted["val"])
+    counts = {s: sum(i.split == s for i in instances.values()) for s in SPLITS}
+    got = {s: counts[s] / len(instances) for s in SPLITS}
+    if all(abs(got[s] - wanted[s]) <= FRACTION_TOLERANCE for s in SPLITS):
+        return ""
+    units = len({i.signer_id or v for v, i in instances.items()})
+    unit = "signers" if any(i.signer_id for i in instances.values()) else "videos"
+    return (
+        "signer-aware split: the requested fractions "
+        + "/".join(f"{s} {wanted[s]:.2f}" for s in SPLITS)
+        + f" are not met with {units} {unit}, each kept whole in one split; obtained "
+        + "/".join(f"{s} {got[s]:.2f}" for s in SPLITS)
+        + f" ({'/'.join(str(counts[s]) for s in SPLITS)} of {len(instances)} instances)"
+    )
 
 
 def as_dict(inst: Instance) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from signpose.files import atomic_path  # noqa: E402
-from signpose.tables import FUNNEL, funnel_table  # noqa: E402
+from signpose.summary import label  # noqa: E402
+from signpose.tables import FUNNEL  # noqa: E402
 
 DRAWN_COMPONENTS = ["POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS",
                     "RIGHT_HAND_LANDMARKS"]  # fmt: skip
@@ -24,10 +25,10 @@ def save(fig, target: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def qc_figure(instances: pd.DataFrame):
-    """Funnel per split, failure reasons, and the QC distributions of clips with poses."""
+def qc_figure(instances: pd.DataFrame, funnel: pd.DataFrame):
+    """Funnel per split (tables.funnel_table), failure reasons, and the QC distributions of
+    clips with poses."""
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    funnel = funnel_table(instances)
     by_split = funnel[funnel["group"] == "split"].set_index("value")[list(FUNNEL)]
     by_split.T.plot.bar(ax=axes[0, 0], rot=30)
     axes[0, 0].legend(title=None, fontsize=8, ncols=3, loc="upper center", frameon=False)
@@ -49,6 +50,33 @@ def qc_figure(instances: pd.DataFrame):
     hist(axes[1, 1], posed, ["mean_visibility"], "Mean upper-body visibility")
     hist(axes[1, 2], posed, ["motion_p50", "motion_p95"],
          "Motion energy (torso units / s; last bin ≥ p99)", upper_quantile=99)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+GROUP_VALUES = 25  # the most frequent values drawn per group column; the rest are one bar
+STATUS_COLOURS = {"kept": "tab:green", "low_quality": "tab:orange", "dead": "tab:red",
+                  "missing": "tab:gray"}  # fmt: skip
+
+
+def group_figure(instances: pd.DataFrame, columns: list[str]):
+    """Per report.group_by column: instances per value, split by final status."""
+    bars = [min(instances[c].nunique(dropna=False), GROUP_VALUES + 1) for c in columns]
+    fig, axes = plt.subplots(len(columns), 1, figsize=(9, sum(0.35 * b + 1.2 for b in bars)),
+                             height_ratios=[b + 2 for b in bars], squeeze=False)  # fmt: skip
+    for ax, column in zip(axes[:, 0], columns, strict=True):
+        values = instances[column].fillna("").replace("", "(empty)").astype(str)
+        top = values.value_counts().index[:GROUP_VALUES]
+        rest = f"({values.nunique() - len(top)} other values)"
+        values = values.where(values.isin(top), rest)
+        counts = pd.crosstab(values, instances["status"]).reindex(columns=list(STATUS_COLOURS),
+                                                                 fill_value=0)  # fmt: skip
+        counts = counts.loc[counts.sum(axis=1).sort_values().index]
+        counts.plot.barh(ax=ax, stacked=True, color=list(STATUS_COLOURS.values()), width=0.8)
+        ax.set_title(f"Instances per {label(instances, column)}, by final status")
+        ax.set_ylabel("")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 

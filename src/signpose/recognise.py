@@ -22,17 +22,22 @@ from typing import Any
 import numpy as np
 
 from signpose import clips, features, holistic
-from signpose.files import write_text_atomic
+from signpose.files import atomic_path, write_text_atomic
+from signpose.posefile import read_pose, write_pose
 from signpose.tombstone import Tombstone
 from signpose.training.config import TrainConfig
-from signpose.training.names import (
-    CHAIN_FILE,
-    CONFIG_FILE,
-    LABELS_FILE,
-    LANDMARKS_TFLITE_FILE,
-    MODEL_FILE,
-    STATS_FILE,
-)
+
+# The files of a model folder that recognising reads, as the workflow's train and evaluate
+# rules name them (workflow/rules/train.smk; the demo-clip tests run that workflow).
+MODEL_FILE = "model.keras"
+LABELS_FILE = "labels.json"
+CONFIG_FILE = "train_config.json"
+# The options of every step before training (clip, pose, features) and the train-only
+# statistics, recorded beside the model by the train job.
+CHAIN_FILE = "pipeline.json"
+STATS_FILE = "global_stats.npz"
+# Raw MediaPipe landmarks in (signpose.training.landmarks_model), written by evaluate.
+LANDMARKS_TFLITE_FILE = "model_landmarks.tflite"
 
 # pipeline.json says what it is, so a folder from another version is refused by name.
 FORMAT = "signpose-model"
@@ -50,18 +55,49 @@ class VideoError(ValueError):
 
 
 def record_chain(
-    out_dir: str | os.PathLike, chain: dict[str, Any], stats_path: str | os.PathLike
+    chain: dict[str, Any],
+    stats_path: str | os.PathLike,
+    chain_target: str | os.PathLike,
+    stats_target: str | os.PathLike,
 ) -> None:
-    """Write what recognising a new video needs besides the model into the model folder.
+    """Write what recognising a new video needs besides the model (the train job puts both in
+    the model folder, as CHAIN_FILE and STATS_FILE).
 
     `chain` holds the workflow's `clip`, `pose` and `features` sections (schema-filled); the
     train-only statistics are copied, so the folder stands alone.
     """
-    out = Path(out_dir)
     doc = {"format": FORMAT, "version": FORMAT_VERSION}
     doc |= {key: chain[key] for key in ("clip", "pose", "features")}
-    write_text_atomic(out / CHAIN_FILE, json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    shutil.copyfile(stats_path, out / STATS_FILE)
+    write_text_atomic(chain_target, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    with atomic_path(stats_target) as tmp:
+        shutil.copyfile(stats_path, tmp)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The options of every step before training, as a training run recorded them."""
+
+    clip: clips.ClipOptions
+    pose: holistic.HolisticOptions
+    features: features.FeatureOptions
+
+
+def read_chain(path: str | os.PathLike) -> Chain:
+    """A recorded chain (CHAIN_FILE). Raises ModelFolderError for one from another version,
+    ValueError/KeyError/TypeError for a damaged one."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    version = (doc.get("format"), doc.get("version"))
+    if version != (FORMAT, FORMAT_VERSION):
+        raise ModelFolderError(
+            f"{Path(path).parent}: model folder from another version of signpose ({CHAIN_FILE} "
+            f"says {version[0]!r} version {version[1]!r}; this one reads {FORMAT!r} version "
+            f"{FORMAT_VERSION}): retrain it"
+        )
+    return Chain(
+        clip=clips.ClipOptions(**doc["clip"]),
+        pose=holistic.HolisticOptions(**doc["pose"]),
+        features=features.FeatureOptions.from_config(doc["features"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -69,9 +105,7 @@ class ModelFolder:
     """A model folder's recorded chain: every option a new video must be processed with."""
 
     path: Path
-    clip: clips.ClipOptions
-    pose: holistic.HolisticOptions
-    features: features.FeatureOptions
+    chain: Chain
     train: TrainConfig
     labels: list[str]
 
@@ -95,20 +129,12 @@ def open_model_folder(path: str | os.PathLike) -> ModelFolder:
             "(train it with this version of signpose)"
         )
     try:
-        chain = json.loads((folder / CHAIN_FILE).read_text(encoding="utf-8"))
-        version = (chain.get("format"), chain.get("version"))
-        if version != (FORMAT, FORMAT_VERSION):
-            raise ModelFolderError(
-                f"{folder}: model folder from another version of signpose ({CHAIN_FILE} says "
-                f"{version[0]!r} version {version[1]!r}; this one reads {FORMAT!r} version "
-                f"{FORMAT_VERSION}): retrain it"
-            )
+        chain = read_chain(folder / CHAIN_FILE)
         trained = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        trained.pop("threads", None)  # recorded (the train job's), but not a config key
         return ModelFolder(
             path=folder,
-            clip=clips.ClipOptions(**chain["clip"]),
-            pose=holistic.HolisticOptions(**chain["pose"]),
-            features=features.FeatureOptions.from_config(chain["features"]),
+            chain=chain,
             train=TrainConfig.from_dict(trained),
             labels=data.read_labels(folder / LABELS_FILE),
         )
@@ -145,16 +171,20 @@ def video_landmarks(
         raise VideoError(f"{src}: no such readable file")
     with tempfile.TemporaryDirectory(prefix="signpose-recognise-") as tmp:
         clip = Path(tmp) / "clip.mp4"
+        chain = folder.chain
         try:
-            made = clips.make_clip(src, clip, start_s, end_s, bbox, folder.clip, CLIP_THREADS)
+            made = clips.make_clip(src, clip, start_s, end_s, bbox, chain.clip, CLIP_THREADS)
         except RuntimeError as e:  # ffmpeg gave up on a file it could open (names the file)
             raise VideoError(str(e)) from None
         if isinstance(made, Tombstone):
             raise VideoError(_failure(src, made))
-        pose = holistic.estimate(clip, folder.pose)
-    if isinstance(pose, Tombstone):
-        raise VideoError(_failure(src, pose))
-    feats, qc = features.extract(pose, folder.features)
+        estimated = holistic.estimate(clip, chain.pose)
+        if isinstance(estimated, Tombstone):
+            raise VideoError(_failure(src, estimated))
+        # Through the .pose file, as the features job reads it: the same numbers to the bit.
+        write_pose(estimated, Path(tmp) / "clip.pose")
+        pose = read_pose(Path(tmp) / "clip.pose")
+    feats, qc = features.extract(pose, chain.features)
     if qc["failed"]:
         raise VideoError(f"{src}: signer not found well enough to recognise: {_ratios(qc)}")
     return Landmarks(pose, feats, qc)

@@ -7,7 +7,7 @@ test set into training. NaN (an undetected part) is skipped per column.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -43,24 +43,36 @@ class RunningStats:
             return np.where(self.count > 1, np.sqrt(self.m2 / np.maximum(self.count - 1, 1)), 0)
 
 
-def global_stats(paths: Iterable[str | os.PathLike], n_features: int) -> dict[str, np.ndarray]:
-    """mean/std/count per column plus sequence-length and motion distributions."""
+# Code written for the notebook reads these names; they are the same arrays, written twice.
+NOTEBOOK_NAMES = {"feature_mean": "mean", "feature_std": "std", "seq_lengths": "lengths",
+                  "motion_means": "motion"}  # fmt: skip
+
+
+def global_stats(clips: Mapping[str, str | os.PathLike], n_features: int) -> dict[str, np.ndarray]:
+    """mean/std/count per column plus sequence-length and motion distributions of `clips`
+    (video id -> features file), with the ids each distribution's entries belong to:
+    `video_ids` for `lengths`, `motion_video_ids` for `motion` (a one-frame clip has no motion).
+    The notebook's names (NOTEBOOK_NAMES) are written beside ours."""
     acc = RunningStats(n_features)
-    lengths, motion = [], []
-    for path in paths:
+    lengths, motion, motion_ids = [], [], []
+    for video_id, path in clips.items():
         x = np.load(path).astype(np.float64)
         acc.update(x)
         lengths.append(len(x))
         if len(x) > 1:
             step = np.abs(np.diff(x, axis=0))
             motion.append(float(np.nanmean(step)) if np.isfinite(step).any() else 0.0)
-    return {
+            motion_ids.append(video_id)
+    out = {
         "mean": acc.mean.astype(np.float32),
         "std": acc.std.astype(np.float32),
         "count": acc.count.astype(np.int64),
         "lengths": np.asarray(lengths, dtype=np.int64),
         "motion": np.asarray(motion, dtype=np.float32),
+        "video_ids": np.asarray(list(clips), dtype=str),
+        "motion_video_ids": np.asarray(motion_ids, dtype=str),
     }
+    return out | {name: out[ours] for name, ours in NOTEBOOK_NAMES.items()}
 
 
 def write_stats(stats: dict[str, np.ndarray], target: str | os.PathLike) -> None:

@@ -4,10 +4,12 @@ files only as downloads, so the tables a user reads first are rendered here."""
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from signpose.tables import FUNNEL, funnel_table
+from signpose.metadata import META_PREFIX, SPLITS
+from signpose.tables import FUNNEL
 
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -29,18 +31,37 @@ def page(title: str, sections: list[tuple[str, str]]) -> str:
 
 def table(df: pd.DataFrame) -> str:
     # Metadata strings (glosses, URLs) end up in these cells: always escape them.
-    return df.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}")
+    return df.to_html(
+        index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}", na_rep="—"
+    )
 
 
-def reasons_table(instances: pd.DataFrame) -> pd.DataFrame:
-    """Count of instances per (stage, status, reason), with a few example video ids."""
+def reasons_table(instances: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Count of instances per (*by, stage, status, reason), with a few example video ids."""
     lost = instances[instances["status"] != "kept"].fillna({"reason": ""})
-    cols = ["stage", "status", "reason"]
+    cols = [*by, "stage", "status", "reason"]
     if lost.empty:
         return pd.DataFrame(columns=[*cols, "instances", "examples"])
     grouped = lost.groupby(cols, sort=False)["video_id"]
     out = grouped.agg(instances="size", examples=lambda v: " ".join(sorted(v)[:EXAMPLES]))
-    return out.reset_index().sort_values(["instances", *cols], ascending=[False, True, True, True])
+    order = [*by, "instances", "stage", "status", "reason"]
+    ascending = [c != "instances" for c in order]
+    return out.reset_index().sort_values(order, ascending=ascending)[
+        [*cols, "instances", "examples"]
+    ]
+
+
+def lost_section(instances: pd.DataFrame, by: Mapping[str, str] | None = None) -> str:
+    """The reasons table; `by` maps columns to break it down by to their headings."""
+    reasons = reasons_table(instances, list(by or {})).rename(columns=by or {})
+    return table(reasons) if len(reasons) else "<p>Every instance was kept.</p>"
+
+
+def label(instances: pd.DataFrame, column: str) -> str:
+    """A report.group_by column's heading: the user's own name (category for meta_category),
+    unless the project has a column of that name (a user's `status` stays meta_status)."""
+    name = column.removeprefix(META_PREFIX)
+    return name if name == column or name not in instances.columns else column
 
 
 def qc_medians(instances: pd.DataFrame) -> pd.DataFrame:
@@ -51,8 +72,40 @@ def qc_medians(instances: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([counts, posed.groupby("status")[cols].median()], axis=1).reset_index()
 
 
-def dataset_html(instances: pd.DataFrame, dataset_name: str) -> str:
-    funnel = funnel_table(instances)
+def splits_section(instances: pd.DataFrame, split_note: str) -> str:
+    """Instances per split and the share obtained; `split_note` says where a signer-aware
+    split missed the requested fractions."""
+    counts = instances["split"].value_counts().reindex(SPLITS, fill_value=0)
+    shares = pd.DataFrame({"split": SPLITS, "instances": counts.values,
+                           "share": (counts / max(1, counts.sum())).round(3).values})  # fmt: skip
+    note = f"<p><b>Note:</b> {html.escape(split_note)}.</p>" if split_note else ""
+    return note + table(shares)
+
+
+def by_group_sections(
+    instances: pd.DataFrame, funnel: pd.DataFrame, columns: Sequence[str]
+) -> list[tuple[str, str]]:
+    """For each report.group_by column: its funnel rows (counted by the tables job) and the
+    loss reasons per value."""
+    sections = []
+    for column in columns:
+        name = label(instances, column)
+        rows = funnel[funnel["group"] == column].drop(columns="group")
+        rows = rows.assign(kept_pct=(100 * rows["kept"] / rows["listed"].clip(lower=1)).round(1))
+        rows = rows.rename(columns={"kept_pct": "kept %", "value": name})
+        rows = rows.sort_values(["listed", name], ascending=[False, True])
+        lost = lost_section(instances.fillna({column: ""}), {column: name})
+        sections.append((f"Funnel by {name}", table(rows)))
+        sections.append((f"Lost or flagged by {name}", lost))
+    return sections
+
+
+def dataset_html(instances: pd.DataFrame, funnel: pd.DataFrame, dataset_name: str,
+                 split_note: str = "", groups: Sequence[str] = ()) -> str:  # fmt: skip
+    """The funnel (tables.funnel_table, as written to funnel.csv), the splits, the reasons,
+    the QC, and per report.group_by column its funnel and reasons."""
+    by_group = by_group_sections(instances, funnel, groups)
+    funnel = funnel[funnel["group"].isin(["all", "split", "site"])].copy()
     funnel["kept %"] = (100 * funnel["kept"] / funnel["listed"].clip(lower=1)).round(1)
     overall = funnel.iloc[0]
     steps = " → ".join(f"{stage} {overall[stage]}" for stage in FUNNEL)
@@ -62,17 +115,69 @@ def dataset_html(instances: pd.DataFrame, dataset_name: str) -> str:
         f"Dataset {dataset_name}: what was produced and what was lost",
         [
             ("Funnel", headline + table(funnel)),
-            ("Why instances were lost or flagged", table(reasons_table(instances))),
+            ("Splits", splits_section(instances, split_note)),
+            ("Why instances were lost or flagged", lost_section(instances)),
             ("QC medians of the clips with poses", table(qc_medians(instances))),
+            *by_group,
         ],
     )
 
 
-SPLIT_FIGURES = {"n_evaluated": "items evaluated",
+SPLIT_FIGURES = {"n_items": "items listed", "n_evaluated": "items evaluated",
                  "n_excluded_unknown_gloss": "excluded (gloss not in train)",
+                 "n_skipped_tombstone": "skipped (no poses)",
+                 "n_skipped_empty": "skipped (no frames)",
                  "loss": "loss", "top1": "top-1", "top5": "top-5",
                  "mean_per_class_top1": "mean per-class top-1",
                  "majority_baseline_top1": "majority-class top-1"}  # fmt: skip
+
+
+def unevaluated_note(splits: dict[str, dict]) -> str:
+    """Which splits had nothing to evaluate, and why, in words. Small datasets, and sentence
+    datasets whose val/test sentences never occur in train, end here: a normal outcome."""
+    notes = []
+    for name, figures in splits.items():
+        if figures.get("n_evaluated"):
+            continue
+        listed = figures.get("n_items", 0)
+        if not listed:
+            notes.append(f"{name} is empty (no instance in this split)")
+        else:
+            unknown = figures.get("n_excluded_unknown_gloss", 0)
+            notes.append(f"{name}: none of its {listed} items could be evaluated ({unknown} with "
+                         "a gloss not in train, the others without poses or frames)")  # fmt: skip
+    if not notes:
+        return ""
+    return f"<p>Not evaluated: {html.escape('; '.join(notes))}.</p>"
+
+
+def tflite_note(tflite: dict) -> str:
+    if "agreement" in tflite:
+        return (f"<p>Agrees with the Keras model on {tflite['agreement']:.1%} "
+                f"of the {tflite['n']} {tflite['split']} items.</p>")  # fmt: skip
+    return "<p>Exported; its agreement with the Keras model was not checked: no item evaluated.</p>"
+
+
+def accuracy_by_group(metrics: dict, instances: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per split and value of `column`: the evaluated classes with an instance of that value in
+    that split, their items, the item-weighted top-1 and the mean per-class top-1. A class whose
+    instances carry several values (a per-signer column) counts under each of them."""
+    name = label(instances, column)
+    rows = []
+    for split, figures in metrics["splits"].items():
+        per_class = figures.get("per_class") or {}
+        in_split = instances[instances["split"] == split].fillna({column: ""})
+        for value, glosses in in_split.groupby(column)["gloss"].agg(set).items():
+            classes = [per_class[g] for g in sorted(glosses) if g in per_class]
+            if not classes:
+                continue
+            n = sum(c["n"] for c in classes)
+            top1 = sum(c["n"] * c["top1"] for c in classes) / n
+            mean_top1 = sum(c["top1"] for c in classes) / len(classes)
+            rows.append({"split": split, name: value, "classes": len(classes), "items": n,
+                         "top1": top1, "mean per-class top1": mean_top1})  # fmt: skip
+    return pd.DataFrame(rows, columns=["split", name, "classes", "items", "top1",
+                                       "mean per-class top1"])  # fmt: skip
 
 
 def comparison_table(runs: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
@@ -97,28 +202,40 @@ def comparison_table(runs: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def metrics_html(metrics: dict, compared: dict[str, tuple[dict, dict]] | None = None) -> str:
-    """The evaluation in `model/metrics.json` as tables: per split, then per class.
-
-    `compared` (model type -> its metrics and train summary) adds a first table comparing the
-    model types trained on the same split (`train.compare`).
-    """
+def metrics_html(
+    metrics: dict,
+    instances: pd.DataFrame | None = None,
+    groups: Sequence[str] = (),
+    compared: dict[str, tuple[dict, dict]] | None = None,
+) -> str:
+    """The evaluation in `model/metrics.json` as tables: per split, then per class; with the
+    instances table, per value of each `groups` column too. `compared` (model type -> its
+    metrics and train summary) adds a first table comparing the model types trained on the
+    same split (`train.compare`)."""
     splits = metrics["splits"]
     overview = pd.DataFrame(
         {name: [splits[s].get(key) for s in splits] for key, name in SPLIT_FIGURES.items()},
         index=list(splits),
-    ).rename_axis("split")
-    per_class = pd.concat(
-        {s: pd.DataFrame(splits[s].get("per_class", {})).T for s in splits}, axis=1
-    )
-    per_class.columns = [f"{s} {k}" for s, k in per_class.columns]
+    ).apply(pd.to_numeric)  # an all-None column (an empty split) shows as "—" too
+    overview = overview.rename_axis("split")
     chance = f"{metrics['n_classes']} classes, chance top-1 {metrics['chance_top1']:.3g}."
-    sections = [("Accuracy per split", f"<p>{chance}</p>" + table(overview.reset_index()))]
+    accuracy = f"<p>{chance}</p>" + unevaluated_note(splits) + table(overview.reset_index())
+    sections = [("Accuracy per split", accuracy)]
     if compared:
         sections.insert(0, ("Model types on the same split", table(comparison_table(compared))))
     if "tflite" in metrics:
-        t = metrics["tflite"]
-        sections.append(("TFLite export", f"<p>Agrees with the Keras model on {t['agreement']:.1%} "
-                                          f"of the {t['n']} {t['split']} items.</p>"))  # fmt: skip
-    sections.append(("Per class", table(per_class.rename_axis("gloss").reset_index())))
+        sections.append(("TFLite export", tflite_note(metrics["tflite"])))
+    per_class = {
+        s: pd.DataFrame(splits[s]["per_class"]).T for s in splits if splits[s].get("per_class")
+    }
+    if per_class:
+        by_class = pd.concat(per_class, axis=1)
+        by_class.columns = [f"{s} {k}" for s, k in by_class.columns]
+        sections.append(("Per class", table(by_class.rename_axis("gloss").reset_index())))
+    else:
+        sections.append(("Per class", "<p>No item was evaluated in any split.</p>"))
+    for column in groups if instances is not None else ():
+        by_group = accuracy_by_group(metrics, instances, column)
+        content = table(by_group) if len(by_group) else "<p>No item was evaluated.</p>"
+        sections.append((f"Accuracy by {label(instances, column)}", content))
     return page("Evaluation", sections)

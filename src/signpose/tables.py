@@ -1,19 +1,23 @@
 """The dataset tables: every instance with its fate, the failures, and the funnel.
 
-`instances.csv` is the one file the aggregate stages (lexicon, statistics, training) read, so
-they depend on a single input instead of 20,000 per-instance files.
+`instances.csv` is the one file the aggregate stages (lexicon, statistics, training, report)
+read, so they depend on a single input instead of 20,000 per-instance files: it is their
+manifest, naming each instance's files in its `<kind>_file` columns (`features_file`,
+`pose_file`), so no later job composes a per-instance path itself. Those paths are relative to
+the table's own folder, so a results folder can move (or be compared with another) whole;
+`read_instances` gives them back as paths from the working directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from signpose.metadata import Dataset
+from signpose.metadata import META_PREFIX, Dataset
 
 STAGES = ("download", "clip", "pose", "features")
 FUNNEL = ("listed", "downloaded", "clipped", "posed", "kept")
@@ -24,9 +28,19 @@ def qc_record(path: str | os.PathLike) -> dict:
         return json.load(f)
 
 
-def instances_table(dataset: Dataset, qc_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """One row per listed instance: metadata, source, final status, the stage reached, QC."""
+def instances_table(
+    dataset: Dataset,
+    qc_paths: Iterable[str | os.PathLike],
+    files: Mapping[str, str],
+    variations: Mapping[str, list[str]] | None = None,
+) -> pd.DataFrame:
+    """One row per listed instance: metadata, source, its files, final status, the stage
+    reached, QC. `files` maps a kind to its path pattern, e.g. {"pose": "../poses/{video_id}.pose"}
+    (relative to where the table is written), and gives the column `<kind>_file`;
+    `text_variations` is each label's phrasings (text/variations.json) as a JSON list, the
+    label alone when `variations` has none."""
     qc = {rec["video_id"]: rec for rec in map(qc_record, qc_paths)}
+    phrasings = {g: json.dumps(v, ensure_ascii=False) for g, v in (variations or {}).items()}
     rows = []
     for vid, inst in dataset.instances.items():
         rec = qc.get(vid, {"status": "missing", "stage": "", "reason": "no QC record"})
@@ -43,6 +57,10 @@ def instances_table(dataset: Dataset, qc_paths: Iterable[str | os.PathLike]) -> 
             "frame_end": inst.frame_end,
             "metadata_fps": inst.fps,
             "bbox": " ".join(f"{v:g}" for v in inst.bbox) if inst.bbox else "",
+            **{f"{kind}_file": pattern.format(video_id=vid) for kind, pattern in files.items()},
+            **dict(inst.extra),  # the user's metadata, as meta_<column>
+            "text_variations": phrasings.get(inst.gloss)
+            or json.dumps([inst.gloss], ensure_ascii=False),
             "status": rec["status"],
             "stage": rec["stage"],
             "reason": rec.get("reason", ""),
@@ -62,15 +80,21 @@ def failures_table(instances: pd.DataFrame) -> pd.DataFrame:
     return instances.loc[instances["status"] != "kept", cols]
 
 
-def funnel_table(instances: pd.DataFrame) -> pd.DataFrame:
-    """listed → downloaded → clipped → posed → kept, overall, per split and per site."""
+def funnel_table(
+    instances: pd.DataFrame, groups: Sequence[str] = ("split", "site")
+) -> pd.DataFrame:
+    """listed → downloaded → clipped → posed → kept, overall and per value of each of `groups`
+    (an empty value, a WLASL field some instances lack, is its own group "")."""
     df = instances.assign(listed=True, kept=instances["status"] == "kept")
-    parts = [df[list(FUNNEL)].sum().to_frame().T.assign(group="all", value="all")]
-    for group in ("split", "site"):
-        counts = df.groupby(group)[list(FUNNEL)].sum().reset_index()
+    # and how many came from dataset.mirror instead of a download, where the table says
+    counted = [*FUNNEL, *(["from_mirror"] if "from_mirror" in df else [])]
+    df = df.fillna(dict.fromkeys(groups, ""))
+    parts = [df[counted].sum().to_frame().T.assign(group="all", value="all")]
+    for group in groups:
+        counts = df.groupby(group)[counted].sum().reset_index()
         parts.append(counts.rename(columns={group: "value"}).assign(group=group))
     out = pd.concat(parts, ignore_index=True)
-    return out[["group", "value", *FUNNEL]].astype({k: int for k in FUNNEL})
+    return out[["group", "value", *counted]].astype({k: int for k in counted})
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -81,14 +105,30 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 TEXT_COLUMNS = ("video_id", "gloss", "split", "signer_id", "site", "url", "source_id", "bbox",
-                "status", "stage", "reason", "detail")  # fmt: skip
+                "status", "stage", "reason", "detail", "clean_reason",
+                "text_variations")  # fmt: skip
+FILE_SUFFIX = "_file"
 
 
 def read_instances(path: str | os.PathLike) -> pd.DataFrame:
-    """instances.csv back as written: glosses such as "null" or "NA" stay text."""
-    df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str),
+    """instances.csv back as written: glosses and metadata such as "null" or "NA" stay text;
+    the `<kind>_file` columns as paths from the working directory."""
+    header = pd.read_csv(path, nrows=0).columns
+    meta = [c for c in header if c.startswith(META_PREFIX)]  # a user's video_file is data
+    files = [c for c in header if c.endswith(FILE_SUFFIX) and c not in meta]
+    text = [*TEXT_COLUMNS, *files, *meta]
+    df = pd.read_csv(path, dtype=dict.fromkeys(text, str),
                      keep_default_na=False, na_values=[""])  # fmt: skip
-    return df.fillna(dict.fromkeys(TEXT_COLUMNS, ""))
+    df = df.fillna(dict.fromkeys(text, ""))
+    folder = os.path.dirname(path)
+    for column in files:
+        df[column] = [os.path.normpath(os.path.join(folder, p)) for p in df[column]]
+    return df
+
+
+def read_funnel(path: str | os.PathLike) -> pd.DataFrame:
+    """funnel.csv back as written: a split, site or group value named "NA" stays text."""
+    return pd.read_csv(path, dtype={"group": str, "value": str}, keep_default_na=False)
 
 
 def kept(instances: pd.DataFrame, split: str) -> pd.DataFrame:

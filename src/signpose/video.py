@@ -1,4 +1,5 @@
-"""Reading videos: properties, frame counts by decoding, streamed RGB frames.
+"""Reading videos: properties, frame counts by decoding, streamed RGB frames, and the one
+ffmpeg binary and header probe every stage uses.
 
 Container metadata lies (WLASL: 64 frames claimed, 62 decodable), so frame counts come from
 decoding. Rotation flags are applied, as ffmpeg does when it cuts the clip, so sizes, bboxes and
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -79,3 +82,35 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    codec: str | None  # codec of the first video stream, e.g. "h264"; None when there is none
+    duration_s: float | None  # from the container; None when it does not say (swf)
+    last_line: str  # ffmpeg's last line: what to show when there is no video stream
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_VIDEO_STREAM = re.compile(r"Stream #0:\d+.*?: Video: (\w+)")
+
+
+def stream_header(path: str | os.PathLike, timeout_s: float = 120) -> StreamHeader:
+    """Codec and duration as ffmpeg reads them from the headers (no decoding)."""
+    # -i with no output makes ffmpeg print the stream list and exit 1; that is the probe
+    run = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", os.fspath(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout_s,
+        check=False,
+    )
+    stream = _VIDEO_STREAM.search(run.stderr)
+    duration = _DURATION.search(run.stderr)
+    seconds = None
+    if duration is not None:
+        h, m, s = duration.groups()
+        seconds = int(h) * 3600 + int(m) * 60 + float(s)
+    last = (run.stderr.strip().splitlines() or ["no output"])[-1]
+    return StreamHeader(stream.group(1) if stream else None, seconds, last)

@@ -1,13 +1,31 @@
 # Load and validate the metadata once per run; every lookup a rule needs is precomputed here,
 # so the 20,000-fold per-instance rules only index dictionaries.
+import contextlib
 import shlex
+import signal
 import sys
 
+from snakemake.logging import logger
+
 from signpose import metadata
+from signpose.compat import snakemake as snakemake_compat
+from signpose.paths import check_results_root
+
+# A lost SSH session (SIGHUP) ends the run as Ctrl-C does: jobs cancelled, the lock released,
+# so the same command resumes it (without this the lock stays and `--unlock` is needed first).
+# Snakemake parsing this outside its main thread (its API in a thread) cannot set handlers.
+with contextlib.suppress(ValueError):
+    signal.signal(signal.SIGHUP, signal.default_int_handler)
 
 RESULTS = config["results_dir"] or f"results/{config['dataset']['name']}"
+# Refused before any job: "/" or the home folder, or folders of the checkout's code.
+check_results_root(RESULTS, workflow.basedir)
 DATASET = metadata.load(config["dataset"])
+if DATASET.split_note:
+    logger.warning(DATASET.split_note)
 INSTANCES = DATASET.instances
+# The report's group_by names as instances.csv columns; an unknown one stops the run here.
+GROUP_COLUMNS = metadata.group_columns(DATASET, config["report"]["group_by"])
 SPLITS = metadata.SPLITS
 LEXICON_SPLITS = [*SPLITS, "all"]
 BY_SPLIT = {split: DATASET.by_split(split) for split in LEXICON_SPLITS}
@@ -17,9 +35,8 @@ SOURCE_OF = {vid: inst.source_id for vid, inst in INSTANCES.items()}
 # It is defined here, not in the rules' text, so that moving the checkout or the virtual
 # environment does not change the rules' code (a rerun trigger). With --sdm conda the job's
 # environment provides `python`; otherwise it is the one that runs Snakemake.
-CONDA = "conda" in map(str, workflow.deployment_settings.deployment_method)
 INSTANCE_JOB = [
-    "python" if CONDA else sys.executable,
+    "python" if snakemake_compat.uses_conda(workflow) else sys.executable,
     f"{workflow.basedir}/workflow/scripts/instance.py",
 ]
 shell.prefix(
@@ -28,7 +45,9 @@ shell.prefix(
 
 # The `downloads` resource of every download job is capped at max_parallel unless the user
 # passes --resources downloads=N (tests/test_acquisition.py measures that it holds).
-workflow.global_resources.setdefault("downloads", config["download"]["max_parallel"])
+snakemake_compat.set_default_resource(
+    workflow, "downloads", config["download"]["max_parallel"]
+)
 
 
 wildcard_constraints:

@@ -1,4 +1,24 @@
+from signpose.download import mirror as download_mirror
+from signpose.download.options import job_minutes
+
+# dataset.mirror, listed once per run: what each instance takes from it
+MIRROR = download_mirror.Mirror.from_config(config["dataset"])
+FROM_MIRROR = download_mirror.mirrored(
+    MIRROR, {vid: inst.url for vid, inst in INSTANCES.items()}
+)
+# A `sources` mirror's file stands in for the download of its source (an input of the job, so
+# that the params, and with them every source already downloaded, stay as they were); an
+# `instances` mirror holds the clips already cut, which the pose job reads instead of a source.
+MIRROR_SOURCES, MIRROR_CLIPS = {}, {}
+if MIRROR is not None and MIRROR.layout == "sources":
+    MIRROR_SOURCES = {SOURCE_OF[vid]: str(path) for vid, path in FROM_MIRROR.items()}
+if MIRROR is not None and MIRROR.layout == "instances":
+    MIRROR_CLIPS = {vid: str(path) for vid, path in FROM_MIRROR.items()}
+
+
 rule download:
+    input:
+        lambda wc: MIRROR_SOURCES.get(wc.source_id, []),
     output:
         res("sources/{source_id}.mp4"),
     log:
@@ -10,7 +30,8 @@ rule download:
     resources:
         downloads=1,
         mem_mb=1000,
-        runtime=30,
+        # bounded wherever it runs: the wait, the attempt's deadline, normalising
+        runtime=lambda wc, attempt: job_minutes(config["download"], attempt),
         # Scripts do not see the attempt number otherwise; the job waits before a retry.
         attempt=lambda wc, attempt: attempt,
     # Only the URL decides what a source is. The script reads the download options from the

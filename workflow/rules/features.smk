@@ -1,9 +1,16 @@
+import json
+
+# Features, QC and the clean pose (the lexicon's) in one job: it reads the raw pose once.
+FEATURE_OPTIONS = json.dumps(config["features"], sort_keys=True)
+
+
 rule features:
     input:
         res("poses/{video_id}.pose"),
     output:
         features=res("features/{video_id}.npy"),
         qc=res("qc/{video_id}.json"),
+        clean=res("poses_clean/{video_id}.pose"),
     log:
         res("logs/features/{video_id}.log"),
     conda:
@@ -13,7 +20,8 @@ rule features:
         mem_mb=1000,
         runtime=5,
     params:
-        options=config["features"],
+        options=FEATURE_OPTIONS,
     shell:
-        "instance_job features {log:q} {input:q} {output.features:q} {output.qc:q}"
-        " {wildcards.video_id:q} {params.options:q}"
+        "instance_job features --log {log:q} --pose {input:q} --features {output.features:q}"
+        " --qc {output.qc:q} --clean {output.clean:q} --video_id {wildcards.video_id:q}"
+        " --options {params.options:q}"

@@ -1,8 +1,13 @@
+# One self-contained folder per split: index.csv and the poses it names (hard links), found
+# through the instance table's pose_file / clean_pose_file columns.
+
+
 rule lexicon:
     input:
         res("tables/instances.csv"),
     output:
-        res("lexicon/{split}/index.csv"),
+        index=res("lexicon/{split}/index.csv"),
+        poses=directory(res("lexicon/{split}/poses")),
     log:
         res("logs/lexicon/{split}.log"),
     conda:
@@ -12,9 +17,9 @@ rule lexicon:
         mem_mb=2000,
         runtime=10,
     params:
-        poses=res("poses"),
+        kind=config["lexicon"]["poses"],
         spoken=config["dataset"]["spoken_language"],
         signed=config["dataset"]["signed_language"],
-        priority=config["lexicon"]["priority"],
+        variations=config["lexicon"]["variations"],
     script:
         "../scripts/lexicon.py"

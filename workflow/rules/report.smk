@@ -1,6 +1,7 @@
 rule dataset_summary:
     input:
         instances=res("tables/instances.csv"),
+        funnel=res("tables/funnel.csv"),
     output:
         report(
             res("report/dataset.html"),
@@ -17,6 +18,8 @@ rule dataset_summary:
         runtime=10,
     params:
         name=config["dataset"]["name"],
+        split_note=DATASET.split_note,
+        groups=GROUP_COLUMNS,
     script:
         "../scripts/dataset_summary.py"
 
@@ -24,6 +27,7 @@ rule dataset_summary:
 rule qc_plots:
     input:
         instances=res("tables/instances.csv"),
+        funnel=res("tables/funnel.csv"),
     output:
         report(res("report/qc.png"), caption="../report/qc.rst", category="Quality"),
     log:
@@ -38,6 +42,7 @@ rule qc_plots:
         "../scripts/qc_plots.py"
 
 
+# Draws the poses of a few kept clips, whose paths it reads from tables/instances.csv.
 rule skeletons:
     input:
         instances=res("tables/instances.csv"),
@@ -56,7 +61,6 @@ rule skeletons:
         mem_mb=2000,
         runtime=10,
     params:
-        poses=res("poses"),
         n=config["report"]["skeletons"],
         seed=config["report"]["seed"],
     script:
@@ -66,6 +70,7 @@ rule skeletons:
 rule metrics_summary:
     input:
         metrics=res("model/metrics.json"),
+        instances=res("tables/instances.csv"),
         compared=[path for run in COMPARED.values() for path in run],
     output:
         report(
@@ -82,6 +87,56 @@ rule metrics_summary:
         mem_mb=1000,
         runtime=5,
     params:
+        groups=GROUP_COLUMNS,
         runs=COMPARED,
     script:
         "../scripts/metrics_summary.py"
+
+
+rule lexicon_page:
+    input:
+        instances=res("tables/instances.csv"),
+        index=res("lexicon/all/index.csv"),
+        poses=res("lexicon/all/poses"),
+    output:
+        report(
+            res("report/lexicon.html"),
+            caption="../report/lexicon.rst",
+            category="Lexicon",
+        ),
+    log:
+        res("logs/lexicon_page/lexicon_page.log"),
+    conda:
+        "../../envs/signpose.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        spoken=config["dataset"]["spoken_language"],
+        signed=config["dataset"]["signed_language"],
+    script:
+        "../scripts/lexicon_page.py"
+
+
+rule group_plots:
+    input:
+        instances=res("tables/instances.csv"),
+    output:
+        report(
+            res("report/groups.png"),
+            caption="../report/groups.rst",
+            category="Dataset",
+        ),
+    log:
+        res("logs/group_plots/group_plots.log"),
+    conda:
+        "../../envs/signpose.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        groups=GROUP_COLUMNS,
+    script:
+        "../scripts/group_plots.py"

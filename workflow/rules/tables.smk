@@ -1,7 +1,13 @@
+# tables/instances.csv is the manifest of every later job: its `<kind>_file` columns name each
+# instance's files, from the patterns below. Those files are not inputs here too: each kind
+# would add 21,000 inputs at WLASL2000 (the features files of 500 glosses, 7,739, cost about
+# 10% more dry-run CPU), and the features job writes features and qc together from the pose,
+# so the qc inputs already order this job after all of them.
 rule tables:
     input:
         metadata=config["dataset"]["metadata"],
         qc=per_instance("qc/{video_id}.json", "all"),
+        variations=res("text/variations.json"),
     output:
         instances=report(
             res("tables/instances.csv"),
@@ -29,5 +35,11 @@ rule tables:
         runtime=30,
     params:
         dataset=config["dataset"],
+        groups=GROUP_COLUMNS,
+        files={
+            "features": str(rules.features.output.features),
+            "pose": str(rules.pose.output.pose),
+            "clean_pose": str(rules.features.output.clean),
+        },
     script:
         "../scripts/tables.py"

@@ -11,26 +11,23 @@ rule global_stats:
     resources:
         mem_mb=2000,
         runtime=30,
-    params:
-        features=res("features"),
     script:
         "../scripts/global_stats.py"
 
 
-# model.tflite exists only when the config asks for it (the default).
-TFLITE = (
-    {
-        "tflite": res("model/model.tflite"),
-        # Raw MediaPipe landmarks in: normalisation, smoothing, resampling in the graph.
-        "landmarks_tflite": res("model/model_landmarks.tflite"),
-    }
-    if config["train"].get("tflite", True)
-    else {}
-)
+# model.tflite exists only when the config asks for it; a landmark model (not cnn_lstm_rgb)
+# also gets model_landmarks.tflite: raw MediaPipe landmarks in, normalisation, smoothing and
+# resampling in the graph.
+TFLITE = {"tflite": res("model/model.tflite")} if config["train"]["tflite"] else {}
+if TFLITE and config["train"]["model_type"] != "cnn_lstm_rgb":
+    TFLITE["landmarks_tflite"] = res("model/model_landmarks.tflite")
 # A GPU for SLURM: either a count (`gpu`) or a gres string naming the model (`gres`), not both.
 TRAIN_GPU = {"gpu": config["resources"]["train_gpu"]}
 if config["resources"]["train_gres"]:
     TRAIN_GPU = {"gres": config["resources"]["train_gres"]}
+# cnn_lstm_rgb reads each instance's clip, named by the pose rule's output. A function, so
+# that Snakemake does not expand its {video_id} as a wildcard of these rules.
+CLIP_PATTERN = lambda wildcards: str(rules.pose.output.clip)
 
 
 # train.compare: further model types on the same split and seed, each in model/<type>/.
@@ -59,6 +56,9 @@ wildcard_constraints:
     model_type="|".join(COMPARE) or "no-model-type",
 
 
+# The train, evaluate and global_stats jobs read the features of the kept instances: the
+# paths are in tables/instances.csv (its manifest; tables.smk says why), so each declares that
+# one file instead of 20,000. The names of their outputs are the library's arguments.
 rule train:
     input:
         instances=res("tables/instances.csv"),
@@ -96,10 +96,9 @@ rule train:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime"],
     params:
-        features=res("features"),
         options=config["train"],
+        clips=CLIP_PATTERN,
         chain={key: config[key] for key in ("clip", "pose", "features")},
-        clips=res("clips"),
     script:
         "../scripts/train.py"
 
@@ -116,11 +115,10 @@ use rule train as train_compare with:
     log:
         res("logs/train/{model_type}.log"),
     params:
-        features=res("features"),
         options=lambda wc: {**config["train"], "model_type": wc.model_type},
+        clips=CLIP_PATTERN,
         # `signpose recognise` reads model/ (the configured model type) only.
         chain=None,
-        clips=res("clips"),
 
 
 rule evaluate:
@@ -154,9 +152,8 @@ rule evaluate:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=60,
     params:
-        features=res("features"),
         options=config["train"],
-        clips=res("clips"),
+        clips=CLIP_PATTERN,
     script:
         "../scripts/evaluate.py"
 
@@ -172,7 +169,7 @@ use rule evaluate as evaluate_compare with:
     output:
         **(
             {"tflite": res("model/{model_type}/model.tflite")}
-            if config["train"].get("tflite", True)
+            if config["train"]["tflite"]
             else {}
         ),
         metrics=res("model/{model_type}/metrics.json"),
@@ -181,6 +178,5 @@ use rule evaluate as evaluate_compare with:
     log:
         res("logs/evaluate/{model_type}.log"),
     params:
-        features=res("features"),
         options=lambda wc: {**config["train"], "model_type": wc.model_type},
-        clips=res("clips"),
+        clips=CLIP_PATTERN,

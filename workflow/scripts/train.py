@@ -5,10 +5,10 @@ setup_logging(snakemake.log[0])
 train_job(
     snakemake.input.instances,
     snakemake.input.stats,
-    snakemake.output.model,
-    snakemake.params.features,
+    dict(snakemake.output.items()),
+    snakemake.params.options,
     # TensorFlow stays within the job's threads (its SLURM allocation).
-    {**snakemake.params.options, "threads": snakemake.threads},
-    snakemake.params.chain,
+    snakemake.threads,
     snakemake.params.clips,
+    snakemake.params.chain,
 )

@@ -1,4 +1,4 @@
-"""Evaluation of a trained model directory: metrics.json, confusion matrix, TFLite export."""
+"""Evaluation of a trained model: metrics, predictions, confusion matrix, TFLite exports."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import io
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,32 @@ from signpose.files import write_text_atomic
 from signpose.training import data, landmarks_model, pipeline, plots, rgb
 from signpose.training.config import TrainConfig
 from signpose.training.fit import limit_threads
-from signpose.training.names import (
-    CHAIN_FILE,
-    CONFIG_FILE,
-    CONFUSION_FILE,
-    LABELS_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    PREDICTIONS_FILE,
-    SUMMARY_FILE,
-    TFLITE_FILE,
-)
 from signpose.training.tflite import export_tflite, tflite_agreement, tflite_seconds_per_clip
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What `evaluate` reads of a training run (the files `train` wrote)."""
+
+    model: str | os.PathLike
+    labels: str | os.PathLike
+    summary: str | os.PathLike
+    config: str | os.PathLike
+    # The chain the workflow recorded (recognise.record_chain); None: no landmarks TFLite.
+    chain: str | os.PathLike | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateOutputs:
+    """Where `evaluate` writes; the caller (the workflow's rule) chooses."""
+
+    metrics: str | os.PathLike  # JSON, the dict `evaluate` returns
+    confusion: str | os.PathLike  # PNG
+    tflite: str | os.PathLike | None = None  # batch-1 TFLite model; None: no export
+    predictions: str | os.PathLike | None = None  # CSV, the top-5 of every item; None: none
+    # Raw Holistic landmarks in (signpose.training.landmarks_model); needs Trained.chain.
+    landmarks_tflite: str | os.PathLike | None = None
+
 
 # The split whose confusion matrix is drawn and on which TFLite is checked, in preference order.
 _PREFERRED_SPLITS = ("test", "val")
@@ -65,16 +80,18 @@ def split_metrics(
     }
 
 
-def _majority_class(out: Path, labels: Sequence[str]) -> int | None:
+def _read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _majority_class(summary: dict[str, Any], labels: Sequence[str]) -> int | None:
     """The most frequent train class (recorded by `train`); ties go to the first gloss."""
-    path = out / SUMMARY_FILE
-    if not path.exists():
-        return None
-    counts = json.loads(path.read_text(encoding="utf-8")).get("train_class_counts", {})
+    counts = summary.get("train_class_counts", {})
     return int(np.argmax([counts.get(g, 0) for g in labels])) if counts else None
 
 
-def _check_config(out: Path, model: keras.Model, cfg: TrainConfig) -> None:
+def _check_config(trained: dict[str, Any], model: keras.Model, cfg: TrainConfig) -> None:
     # Evaluating with other inputs than training silently ruins every prediction.
     if pipeline.is_rgb(cfg):
         k = cfg.knobs
@@ -89,10 +106,6 @@ def _check_config(out: Path, model: keras.Model, cfg: TrainConfig) -> None:
             f"model takes {model.input_shape[2]} columns, cfg gives {data.input_width(cfg)}"
             f" (hand_shape={cfg.hand_shape})"
         )
-    path = out / CONFIG_FILE
-    if not path.exists():
-        return
-    trained = json.loads(path.read_text(encoding="utf-8"))
     for key in ("length_mode", "std_floor", "hand_shape"):
         if key in trained and trained[key] != getattr(cfg, key):
             raise ValueError(
@@ -101,27 +114,27 @@ def _check_config(out: Path, model: keras.Model, cfg: TrainConfig) -> None:
 
 
 def evaluate(
-    out_dir: str | os.PathLike,
+    trained: Trained,
     split_items: Mapping[str, Sequence[data.Item]],
     stats_path: str | os.PathLike,
-    cfg: TrainConfig | None = None,
+    out: EvaluateOutputs,
+    cfg: TrainConfig,
 ) -> dict[str, Any]:
-    """Evaluate out_dir/model.keras on each named split (e.g. {"val": [...], "test": [...]}).
+    """Evaluate a trained model on each named split (e.g. {"val": [...], "test": [...]}).
 
-    Writes metrics.json, confusion_matrix.png (test, else val, else the first non-empty
-    split; a placeholder when every split is empty) and, when cfg.tflite, model.tflite plus
-    its agreement with Keras on that split.
+    Writes the metrics, the top-5 predictions of every item, the confusion matrix (test, else
+    val, else the first non-empty split; a placeholder when every split is empty) and, when
+    `out.tflite` is given, the TFLite model plus its agreement with Keras on that split (and,
+    with `out.landmarks_tflite`, the raw-landmarks TFLite model).
     Items whose gloss the model was not trained on are excluded and counted per split.
     """
-    cfg = cfg or TrainConfig()
     limit_threads(cfg.threads)
-    out = Path(out_dir)
-    labels = data.read_labels(out / LABELS_FILE)
+    labels = data.read_labels(trained.labels)
     index = {gloss: i for i, gloss in enumerate(labels)}
-    model = keras.models.load_model(out / MODEL_FILE, compile=False)
-    _check_config(out, model, cfg)
+    model = keras.models.load_model(trained.model, compile=False)
+    _check_config(_read_json(trained.config), model, cfg)
     stats = data.load_stats(stats_path, cfg.std_floor)
-    majority = _majority_class(out, labels)
+    majority = _majority_class(_read_json(trained.summary), labels)
 
     result: dict[str, Any] = {"n_classes": len(labels), "chance_top1": 1 / len(labels)}
     result["splits"] = {}
@@ -141,24 +154,27 @@ def evaluate(
     if chosen is not None:
         name, inputs, y_true, y_pred = chosen
         shown = plots.confusion_matrix(
-            y_true, y_pred, labels, out / CONFUSION_FILE, cfg.confusion_top_n, split_name=name
+            y_true, y_pred, labels, out.confusion, cfg.confusion_top_n, split_name=name
         )
         result["confusion_matrix"] = {"split": name, "classes": shown}
     else:
-        plots.placeholder(out / CONFUSION_FILE, "no evaluated items: no confusion matrix")
-    if cfg.tflite:
-        info = export_tflite(model, out / TFLITE_FILE)
+        plots.placeholder(out.confusion, "no evaluated items: no confusion matrix")
+    if out.tflite is not None:
+        info = export_tflite(model, out.tflite)
         if chosen is not None:
             info |= {"split": chosen[0], "n": len(chosen[1])}
-            info["agreement"] = tflite_agreement(out / TFLITE_FILE, model, chosen[1])
-        if chosen is not None:
-            info["ms_per_clip"] = 1000 * tflite_seconds_per_clip(out / TFLITE_FILE, chosen[1])
+            info["agreement"] = tflite_agreement(out.tflite, model, chosen[1])
+            info["ms_per_clip"] = 1000 * tflite_seconds_per_clip(out.tflite, chosen[1])
         result["tflite"] = info
-        # Landmark models trained by the workflow (which records the chain): raw landmarks in.
-        if (out / CHAIN_FILE).exists() and not pipeline.is_rgb(cfg):
-            result["tflite_landmarks"] = landmarks_model.export_for_folder(out, model, stats)
-    write_predictions(out / PREDICTIONS_FILE, predictions)
-    write_text_atomic(out / METRICS_FILE, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    if out.landmarks_tflite is not None:
+        if trained.chain is None:
+            raise ValueError("the landmarks TFLite model needs the recorded chain (Trained.chain)")
+        result["tflite_landmarks"] = landmarks_model.export_with_chain(
+            trained.chain, model, stats, cfg, out.landmarks_tflite
+        )
+    if out.predictions is not None:
+        write_predictions(out.predictions, predictions)
+    write_text_atomic(out.metrics, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -21,20 +22,25 @@ from signpose.training import data, pipeline, plots, rgb
 from signpose.training.config import TrainConfig
 from signpose.training.models import build_model, compile_model, set_backbone_trainable
 
-# Everything `train` writes into out_dir is named in signpose.training.names.
-from signpose.training.names import (
-    CONFIG_FILE,
-    CURVES_FILE,
-    HISTORY_FILE,
-    LABELS_FILE,
-    MODEL_FILE,
-    SUMMARY_FILE,
-    TENSORBOARD_DIR,
-)
-
-_CHECKPOINT = Path("checkpoints") / "best.keras"
-
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOutputs:
+    """Where `train` writes each of its files: the caller (the workflow's rule) chooses."""
+
+    model: str | os.PathLike  # .keras: the best validation top-1
+    labels: str | os.PathLike  # labels.json, see data.write_labels
+    history: str | os.PathLike  # CSV, one row per epoch
+    curves: str | os.PathLike  # PNG
+    summary: str | os.PathLike  # JSON, the dict `train` returns
+    config: str | os.PathLike  # JSON, the TrainConfig trained with
+    tensorboard: str | os.PathLike  # a folder, replaced
+
+
+def _checkpoint(model: Path) -> Path:
+    # Beside the model, so that moving it into place is a rename on the same file system.
+    return model.with_name(f".{model.stem}.best.keras")
 
 
 def limit_threads(threads: int) -> None:
@@ -103,38 +109,39 @@ def _monitored(has_val: bool) -> tuple[str, str]:
     return ("val_accuracy", "val_loss") if has_val else ("accuracy", "loss")
 
 
-def _callbacks(out: Path, cfg: TrainConfig, has_val: bool) -> list[keras.callbacks.Callback]:
+def _callbacks(
+    out: TrainOutputs, cfg: TrainConfig, has_val: bool
+) -> list[keras.callbacks.Callback]:
     acc_key, loss_key = _monitored(has_val)
     return [
-        BestCheckpoint(out / _CHECKPOINT, acc_key, loss_key),
+        BestCheckpoint(_checkpoint(Path(out.model)), acc_key, loss_key),
         keras.callbacks.EarlyStopping(
             monitor=loss_key, patience=cfg.patience, restore_best_weights=True
         ),
         keras.callbacks.ReduceLROnPlateau(
             monitor=loss_key, factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6
         ),
-        keras.callbacks.CSVLogger(str(out / HISTORY_FILE)),
+        keras.callbacks.CSVLogger(str(out.history)),
         # Weight histograms every epoch, as the training guide has it, when asked (they cost
         # time and disk on big models).
         keras.callbacks.TensorBoard(
-            log_dir=str(out / TENSORBOARD_DIR), histogram_freq=int(cfg.tensorboard_histograms)
+            log_dir=str(out.tensorboard), histogram_freq=int(cfg.tensorboard_histograms)
         ),
     ]
 
 
-def _write_json(path: Path, doc: Any) -> None:
+def _write_json(path: str | os.PathLike, doc: Any) -> None:
     write_text_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
 
 
-def _finalise_model(out: Path, model: keras.Model) -> None:
-    """Move the best checkpoint to model.keras (or save the last weights if none was kept)."""
-    best = out / _CHECKPOINT
-    with atomic_path(out / MODEL_FILE) as tmp:
-        if best.exists():
-            shutil.copyfile(best, tmp)
-        else:
+def _finalise_model(target: Path, model: keras.Model) -> None:
+    """Move the best checkpoint to `target` (or save the last weights if none was kept)."""
+    best = _checkpoint(target)
+    if best.exists():
+        best.replace(target)
+    else:
+        with atomic_path(target) as tmp:
             model.save(tmp)
-    shutil.rmtree(best.parent, ignore_errors=True)
 
 
 def _best_epoch(history: dict[str, list[float]], acc_key: str, loss_key: str) -> tuple[int, float]:
@@ -175,24 +182,22 @@ def train(
     train_items: Sequence[data.Item],
     val_items: Sequence[data.Item],
     stats_path: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    cfg: TrainConfig | None = None,
+    out: TrainOutputs,
+    cfg: TrainConfig,
 ) -> dict[str, Any]:
-    """Train a recogniser on (npy_path, gloss) items and write it, with its logs, to out_dir.
+    """Train a recogniser on (npy_path, gloss) items and write it, with its logs, to `out`.
 
-    Writes model.keras (best validation top-1), labels.json, history.csv, training_curves.png,
-    train_summary.json, train_config.json and tensorboard/. Validation items whose gloss is not
-    in the train split are excluded and counted; with no usable validation items, training
-    monitors its own loss and accuracy instead. Returns the summary written to
-    train_summary.json (n_train, n_val, n_classes, epochs, seconds, ...).
+    Validation items whose gloss is not in the train split are excluded and counted; with no
+    usable validation items, training monitors its own loss and accuracy instead. Returns the
+    summary written to `out.summary` (n_train, n_val, n_classes, epochs, seconds, ...).
     """
-    cfg = cfg or TrainConfig()
     started = time.perf_counter()
     limit_threads(cfg.threads)
     seed_everything(cfg.seed, cfg.deterministic)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / TENSORBOARD_DIR, ignore_errors=True)
+    for path in dataclasses.astuple(out):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out.tensorboard, ignore_errors=True)
+    _checkpoint(Path(out.model)).unlink(missing_ok=True)  # left by a run that was killed
 
     weights = None
     if pipeline.is_rgb(cfg):  # first: an offline "imagenet" fails before any data is read
@@ -207,8 +212,8 @@ def train(
         raise ValueError(f"no usable training items: {train_split.counts}")
     labels = data.drop_unseen_classes(train_split, all_glosses)
     val_split = pipeline.load_split(val_items, {g: i for i, g in enumerate(labels)}, cfg)
-    data.write_labels(out / LABELS_FILE, labels)
-    _write_json(out / CONFIG_FILE, cfg.to_dict())
+    data.write_labels(out.labels, labels)
+    _write_json(out.config, cfg.to_dict())
 
     steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
     model = build_model(cfg, len(labels), steps_per_epoch, weights)
@@ -224,8 +229,8 @@ def train(
     history = model.fit(epochs=cfg.epochs, **fit_args).history
     if pipeline.is_rgb(cfg) and cfg.knobs["fine_tune_epochs"] > 0:
         history = _fine_tune(model, cfg, len(labels), history, fit_args)
-    _finalise_model(out, model)
-    plots.training_curves(history, out / CURVES_FILE)
+    _finalise_model(Path(out.model), model)
+    plots.training_curves(history, out.curves)
 
     monitor, loss_key = _monitored(has_val)
     best_epoch, best_value = _best_epoch(history, monitor, loss_key)
@@ -248,7 +253,7 @@ def train(
         "val": pipeline.describe(val_split),
         "train_class_counts": {g: int(n) for g, n in zip(labels, counts, strict=True)},
     }
-    _write_json(out / SUMMARY_FILE, summary)
+    _write_json(out.summary, summary)
     return summary
 
 
@@ -282,7 +287,7 @@ DatasetFactory = Callable[[data.Split, data.Stats, TrainConfig], tf.data.Dataset
 def measure_throughput(
     train_items: Sequence[data.Item],
     stats_path: str | os.PathLike,
-    cfg: TrainConfig | None = None,
+    cfg: TrainConfig,
     steps: int = 20,
     repeats: int = 3,
     datasets: dict[str, DatasetFactory] | None = None,
@@ -299,7 +304,6 @@ def measure_throughput(
     pipeline}); the model and its step time are shared, and each gets its own figures under
     "pipelines".
     """
-    cfg = cfg or TrainConfig()
     limit_threads(cfg.threads)
     seed_everything(cfg.seed, cfg.deterministic)
     labels = data.build_label_map(train_items)

@@ -31,7 +31,6 @@ from signpose import features, layout
 from signpose.files import atomic_path
 from signpose.training import data
 from signpose.training.config import TrainConfig
-from signpose.training.names import LANDMARKS_TFLITE_FILE
 
 POSE_POINTS, HAND_POINTS = layout.POSE_POINTS, layout.HAND_POINTS
 _NAN = float("nan")
@@ -240,12 +239,13 @@ def export_landmarks_tflite(
     return {"bytes": len(flat), "points": holistic_points(face_points)}
 
 
-def export_for_folder(out: Path, model: keras.Model, stats: data.Stats) -> dict[str, Any]:
-    """model_landmarks.tflite of a model folder, with the feature options its run recorded."""
-    from signpose.recognise import open_model_folder
+def export_with_chain(
+    chain_path: str | os.PathLike, model: keras.Model, stats: data.Stats, cfg: TrainConfig,
+    path: str | os.PathLike,
+) -> dict[str, Any]:  # fmt: skip
+    """model_landmarks.tflite with the pose and feature options the training run recorded."""
+    from signpose.recognise import read_chain
 
-    folder = open_model_folder(out)
-    face = face_points(folder.pose.refine_face_landmarks)
-    return export_landmarks_tflite(
-        model, stats, folder.train, folder.features, face, out / LANDMARKS_TFLITE_FILE
-    )
+    chain = read_chain(chain_path)
+    face = face_points(chain.pose.refine_face_landmarks)
+    return export_landmarks_tflite(model, stats, cfg, chain.features, face, path)
