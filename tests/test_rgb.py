@@ -150,14 +150,16 @@ def test_a_missing_weights_file_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_cnn_lstm_rgb_learns_a_synthetic_rgb_signal_and_exports(clips, weights_file, tmp_path):
+def test_cnn_lstm_rgb_learns_a_synthetic_rgb_signal(clips, weights_file, tmp_path):
+    """Frozen backbone, then one fine-tuning epoch. The TFLite export of this model type is
+    checked on the demo (test_compare), where the workflow trains it."""
     from signpose.training import evaluate, train
 
     stats = tmp_path / "stats.npz"  # the landmark statistics: the RGB model does not use them
     np.savez(stats, mean=np.zeros(540, np.float32), std=np.ones(540, np.float32))
     cfg = rgb_config(weights_file, knobs={"fine_tune_epochs": 1})
     out = tmp_path / "model"
-    written, trained, evaluated = outputs(out)
+    written, trained, evaluated = outputs(out, tflite=False)
     summary = train(clips["train"], clips["val"], stats, written, cfg)
     assert summary["model_type"] == "cnn_lstm_rgb" and summary["n_train"] == 24
     # Two phases, one history: the frozen epochs, then fine-tuning numbered on.
@@ -168,6 +170,3 @@ def test_cnn_lstm_rgb_learns_a_synthetic_rgb_signal_and_exports(clips, weights_f
     test = metrics["splits"]["test"]
     assert test["n_evaluated"] == 9
     assert test["top1"] >= 0.75, json.dumps(metrics["splits"])
-    assert metrics["tflite"]["agreement"] == 1.0
-    assert metrics["tflite"]["ms_per_clip"] > 0
-    assert "tflite_landmarks" not in metrics

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from signpose import features, layout
 from signpose.files import atomic_path
+from signpose.posefile import REQUIRED_COMPONENTS
 from signpose.training import data
 from signpose.training.config import TrainConfig
 
@@ -198,7 +199,7 @@ def holistic_points(face_points: int) -> int:
 
 def face_points(refine_face_landmarks: bool) -> int:
     """Face-mesh points of a Holistic pose: 478 with the refined iris, else 468."""
-    return features.REQUIRED_COMPONENTS["FACE_LANDMARKS"][int(refine_face_landmarks)]
+    return REQUIRED_COMPONENTS["FACE_LANDMARKS"][int(refine_face_landmarks)]
 
 
 def input_signature(face_points: int) -> list[tf.TensorSpec]:
