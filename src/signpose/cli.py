@@ -95,7 +95,7 @@ def recognise(args: argparse.Namespace) -> int:
     try:
         folder = rec.open_model_folder(args.model)
         # MediaPipe first: imported after TensorFlow it would load TensorFlow's own helpers too.
-        from signpose.holistic import import_mediapipe
+        from signpose.compat.mediapipe import import_mediapipe
 
         import_mediapipe()
         model = rec.Recogniser(folder, tflite=args.tflite)

@@ -32,6 +32,12 @@ CLIP_PATTERN = lambda wildcards: str(rules.pose.output.clip)
 
 # train.compare: further model types on the same split and seed, each in model/<type>/.
 COMPARE = config["train"]["compare"]
+# What a training run is given: the train section without `compare`, so that adding a model
+# type to compare trains that one without retraining the others (Snakemake reruns a job
+# whose params changed).
+TRAIN_OPTIONS = {
+    key: value for key, value in config["train"].items() if key != "compare"
+}
 # The evaluation page's comparison table: model type -> its metrics and train summary.
 COMPARED = (
     {
@@ -96,7 +102,7 @@ rule train:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime"],
     params:
-        options=config["train"],
+        options=TRAIN_OPTIONS,
         clips=CLIP_PATTERN,
         chain={key: config[key] for key in ("clip", "pose", "features")},
     script:
@@ -115,7 +121,7 @@ use rule train as train_compare with:
     log:
         res("logs/train/{model_type}.log"),
     params:
-        options=lambda wc: {**config["train"], "model_type": wc.model_type},
+        options=lambda wc: {**TRAIN_OPTIONS, "model_type": wc.model_type},
         clips=CLIP_PATTERN,
         # `signpose recognise` reads model/ (the configured model type) only.
         chain=None,
@@ -152,7 +158,7 @@ rule evaluate:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=60,
     params:
-        options=config["train"],
+        options=TRAIN_OPTIONS,
         clips=CLIP_PATTERN,
     script:
         "../scripts/evaluate.py"
@@ -178,5 +184,5 @@ use rule evaluate as evaluate_compare with:
     log:
         res("logs/evaluate/{model_type}.log"),
     params:
-        options=lambda wc: {**config["train"], "model_type": wc.model_type},
+        options=lambda wc: {**TRAIN_OPTIONS, "model_type": wc.model_type},
         clips=CLIP_PATTERN,
