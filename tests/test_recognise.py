@@ -25,7 +25,8 @@ from signpose.config import with_defaults
 from signpose.posefile import read_pose
 from signpose.training import data, lite_runtime
 
-REAL_VIDEO = SHARED / "media" / "pose_test_video.mp4"
+# Real signing that is not in the demo (the demo's "sign sample" is pose-format's test video).
+REAL_VIDEO = SHARED / "media" / "pose_sample_video.mp4"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -106,7 +107,7 @@ def test_cli_prints_json_only_and_one_bad_video_does_not_stop_the_others(demo, t
 @pytest.mark.slow
 @needs(REAL_VIDEO)
 def test_a_real_signing_video_outside_the_demo_gets_five_demo_glosses(demo):
-    """A webcam recording (pose-format's test video, 58 frames, about 2 s), timed."""
+    """pose-format's sample video (1280x720, 9 frames at 24 fps), timed."""
     proc = cli("--model", str(demo / "model"), "--json", "--verbose", str(REAL_VIDEO))
     assert proc.returncode == 0, proc.stderr[-2000:]
     [doc] = [json.loads(line) for line in proc.stdout.splitlines()]
