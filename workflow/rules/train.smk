@@ -32,11 +32,18 @@ CLIP_PATTERN = lambda wildcards: str(rules.pose.output.clip)
 
 # train.compare: further model types on the same split and seed, each in model/<type>/.
 COMPARE = config["train"]["compare"]
-# What a training run is given: the train section without `compare`, so that adding a model
-# type to compare trains that one without retraining the others (Snakemake reruns a job
-# whose params changed).
+
+
+# The train section as a run of each model type sees it: without `compare` and without the
+# knobs of other model types, so that adding or tuning a compared model type trains only that
+# one (Snakemake reruns a job whose params changed).
 TRAIN_OPTIONS = {
-    key: value for key, value in config["train"].items() if key != "compare"
+    kind: {
+        **{key: value for key, value in config["train"].items() if key != "compare"},
+        "model_type": kind,
+        "model": {kind: config["train"]["model"][kind]},
+    }
+    for kind in (config["train"]["model_type"], *COMPARE)
 }
 # The evaluation page's comparison table: model type -> its metrics and train summary.
 COMPARED = (
@@ -102,7 +109,7 @@ rule train:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime"],
     params:
-        options=TRAIN_OPTIONS,
+        options=TRAIN_OPTIONS[config["train"]["model_type"]],
         clips=CLIP_PATTERN,
         chain={key: config[key] for key in ("clip", "pose", "features")},
     script:
@@ -121,7 +128,7 @@ use rule train as train_compare with:
     log:
         res("logs/train/{model_type}.log"),
     params:
-        options=lambda wc: {**TRAIN_OPTIONS, "model_type": wc.model_type},
+        options=lambda wc: TRAIN_OPTIONS[wc.model_type],
         clips=CLIP_PATTERN,
         # `signpose recognise` reads model/ (the configured model type) only.
         chain=None,
@@ -158,7 +165,7 @@ rule evaluate:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=60,
     params:
-        options=TRAIN_OPTIONS,
+        options=TRAIN_OPTIONS[config["train"]["model_type"]],
         clips=CLIP_PATTERN,
     script:
         "../scripts/evaluate.py"
@@ -184,5 +191,5 @@ use rule evaluate as evaluate_compare with:
     log:
         res("logs/evaluate/{model_type}.log"),
     params:
-        options=lambda wc: {**TRAIN_OPTIONS, "model_type": wc.model_type},
+        options=lambda wc: TRAIN_OPTIONS[wc.model_type],
         clips=CLIP_PATTERN,
