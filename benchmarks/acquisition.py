@@ -26,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from provenance import save  # noqa: E402
+
 from httpserver import Media, MisbehavingServer, request_target  # noqa: E402
 from signpose import tombstone  # noqa: E402
 from signpose.sites import source_id  # noqa: E402
@@ -143,7 +145,7 @@ def main() -> None:
         "second_run_nothing_to_do": "Nothing to be done" in second_log,
         "cores": args.cores,
     }
-    (workdir / "acquisition.json").write_text(json.dumps(result, indent=2) + "\n")
+    save(workdir / "acquisition.json", "acquisition", result)
     print(f"{'how the source ended':<28}{'sources':>8}")
     for end, n in sorted(counts.items()):
         print(f"{end:<28}{n:>8}")

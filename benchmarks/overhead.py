@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from provenance import save
 from snakerun import SNAKEMAKE, WLASL_2000, Run, median, naive_copy, signpose_copy, table, timed
 
 SETTINGS = {
@@ -97,7 +98,7 @@ def main() -> None:
     md = table(header, rows)
     print(md)
     (a.out / "overhead.md").write_text(md + "\n")
-    (a.out / "overhead.json").write_text(json.dumps(results, indent=1))
+    save(a.out / "overhead.json", "overhead", results)
 
 
 if __name__ == "__main__":

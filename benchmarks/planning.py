@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from provenance import save
 from snakerun import SNAKEMAKE, WLASL_2000, Run, median, naive_copy, signpose_copy, table, timed
 
 WORKFLOWS = {
@@ -125,7 +126,7 @@ def main() -> None:
     md = table(header, [row for r in results for row in rows(r)])
     print(md)
     (a.out / "planning.md").write_text(md + "\n")
-    (a.out / "planning.json").write_text(json.dumps(results, indent=1))
+    save(a.out / "planning.json", "planning", results)
 
 
 if __name__ == "__main__":

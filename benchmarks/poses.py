@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import yaml
+from provenance import save
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "data" / "media"
@@ -364,7 +365,7 @@ def main() -> None:
             **fixed_costs(str(work / "clips" / "t540x720.mp4")),
             **job_start(next((work / f"stage{args.rounds - 1}").rglob("poses/*.pose")), work),
         }
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    save(args.json, "poses", results)
     print(table(results))
     print(f"written: {args.json}")
 

@@ -34,6 +34,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from provenance import save  # noqa: E402
 from test_slurm import CLUSTER, copy_workflow, missing_slurm, run  # noqa: E402
 from test_workflow import job_counts  # noqa: E402
 
@@ -102,9 +103,10 @@ def wlasl2000_projection(work: Path) -> dict | None:
         counts.pop(not_a_job)
     profile = yaml.safe_load((work / "profiles/slurm/config.yaml").read_text())
     group_of = profile["groups"]
-    # A group's connected components: one per source (download) or per instance (its chain).
-    components = {g: max(n for rule, n in counts.items() if group_of.get(rule) == g)
-                  for g in set(group_of.values())}  # fmt: skip
+    # A group's connected components: one per source (download), one per features shard (the
+    # shard's job with the pose jobs of its instances).
+    components = {group_of["download"]: counts["download"],
+                  group_of["features"]: counts["features"]}  # fmt: skip
     ungrouped = sum(n for rule, n in counts.items() if rule not in group_of)
     groups = ungrouped + sum(math.ceil(n / profile["group-components"][g])
                              for g, n in components.items())  # fmt: skip
@@ -113,7 +115,7 @@ def wlasl2000_projection(work: Path) -> dict | None:
     jobs = sum(counts.values())
     # Every array task is a job record of its own (MaxJobCount, per-user limits) and starts
     # Snakemake once, like a single job; a group job starts it once for its whole bundle.
-    return {"instances": counts["features"], "sources": counts["download"],
+    return {"instances": counts["pose"], "sources": counts["download"],
             "snakemake_jobs": jobs, "sbatch": {"group": groups, "array": arrays, "single": jobs},
             "slurm_jobs": {"group": groups, "array": jobs, "single": jobs}}  # fmt: skip
 
@@ -154,7 +156,7 @@ def main() -> None:
     report = markdown(rows, projection, args.glosses)
     print(report)
     (args.out / "bundling.md").write_text(report)
-    (args.out / "bundling.json").write_text(json.dumps({"demo": rows, "wlasl2000": projection}))
+    save(args.out / "bundling.json", "slurm_bundling", {"demo": rows, "wlasl2000": projection})
 
 
 if __name__ == "__main__":

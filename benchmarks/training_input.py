@@ -27,7 +27,6 @@ to it). About 10 minutes on two cores with the defaults.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -36,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from provenance import save
 
 from signpose import layout, stats
 from signpose.training import TrainConfig, data, pipeline
@@ -138,7 +138,7 @@ def main() -> None:
     markdown = table(rows)
     print(markdown)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    save(args.json, "training_input", result)
     args.json.with_suffix(".md").write_text(markdown + "\n")
     print(f"wrote {args.json} and {args.json.with_suffix('.md')}")
 

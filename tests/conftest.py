@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,11 +16,37 @@ WLASL_300 = SHARED / "wlasl" / "WLASL_v0.3_first300.json"
 WLASL_2000 = SHARED / "wlasl" / "WLASL_v0.3_reconstructed2000.json"
 DEMO_JSON = ROOT / "resources" / "demo" / "WLASL_demo.json"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+# Real signing videos (MIT, sign-language-processing/pose), shipped with the repository:
+# 540x720, 58 frames at 29.92 fps, one signer (the demo's copy), and 1280x720, 9 frames.
+VIDEO = ROOT / "resources" / "demo" / "videos" / "signing_sample.mp4"
+SAMPLE = ROOT / "tests" / "data" / "pose_sample_video.mp4"
 
 
 def needs(path: Path):
-    """Skip where the shared WLASL data is not next to the checkout (it is in CI)."""
-    return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")
+    """Mark a test that reads `path` (the WLASL metadata is not shipped: its licence is not
+    the project's): skipped where it is missing, a failure under CI=true."""
+    return pytest.mark.needs(path)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def missing(reason: str) -> None:
+    """Skip for a missing input or tool; under CI=true nothing skips silently: it fails."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: a missing input is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "needs(path): reads a file that is not in the repository")
+
+
+def pytest_runtest_setup(item) -> None:
+    for mark in item.iter_markers("needs"):
+        if not mark.args[0].exists():
+            missing(f"{mark.args[0]} not present")
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,10 @@ class Media:
     stall_s: float = 3.0  # longer than the timeout the tests configure
     slow_s: float = 1.0  # /slow.mp4 waits this long, so that parallel downloads overlap
     huge_bytes: int = 50 * 1024 * 1024
+    # body bytes of the huge routes the client's socket took, by request target (the kernel's
+    # buffers hold a few MB of them, unread, when the client stops)
+    sent: collections.Counter[str] = field(default_factory=collections.Counter)
+    ended: collections.Counter[str] = field(default_factory=collections.Counter)  # answered
     # keyed by the unquoted request target (path and query), so a fresh query string is a
     # fresh counter
     hits: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -72,6 +76,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with self.server.lock:
                 media.active -= 1
+                media.ended[target] += 1
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # keep pytest output clean
@@ -227,8 +232,10 @@ def _huge(with_length: bool) -> Route:
             h.send_header("Content-Length", str(s.media.huge_bytes))
         h.end_headers()
         chunk = bytes(range(256)) * 256
+        target = unquote(h.path)
         for _ in range(s.media.huge_bytes // len(chunk)):
             h.wfile.write(chunk)
+            s.media.sent[target] += len(chunk)  # only this handler's thread writes this key
         h.close_connection = True
 
     return route
@@ -272,7 +279,7 @@ ROUTES: dict[str, Route] = {
     "/huge-nolength.mp4": _huge(with_length=False),
     # aslpro serves Flash only to visitors that come from its own pages
     "/aslpro/sign.swf": _needs_header("Referer", "aslpro", "swf", "application/x-shockwave-flash"),
-    "/cookie.mp4": _needs_header("Cookie", "sp_test=yes", "mp4", "video/mp4"),
+    "/cookie.mp4": _needs_header("Cookie", "sp_test=SECRET-value-4b1e", "mp4", "video/mp4"),
 }
 
 

@@ -71,6 +71,21 @@ def source(workdir: Path, url: str) -> Path:
     return workdir / "results" / "sources" / f"{source_id(url)}.mp4"
 
 
+def processes_in(folder: Path) -> list[str]:
+    """Command lines of the live processes that work in `folder` or name it."""
+    mark = os.fsencode(folder)
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cwd = os.fsencode(os.readlink(proc / "cwd"))
+            args = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue  # not a process, gone, or a zombie
+        if cwd.startswith(mark) or mark in args:
+            found.append(args.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
 def tree(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()}
 
@@ -147,8 +162,10 @@ def test_qc_and_tables_carry_the_reason(run):
     instances = tables.read_instances(results / "tables" / "instances.csv").set_index("video_id")
     failures = tables.read_instances(results / "tables" / "failures.csv").set_index("video_id")
     dead = {vid: reason for vid, (_, reason) in DEAD.items()} | {"vshell": "http_404"}
+    shards = sorted((results / "qc" / "shards").glob("*.jsonl"))
+    records = {r["video_id"]: r for path in shards for r in tables.qc_records(path)}
     for vid, reason in dead.items():
-        qc = json.loads((results / "qc" / f"{vid}.json").read_text())
+        qc = records[vid]
         assert (qc["status"], qc["stage"], qc["reason"]) == ("dead", "download", reason)
         row = instances.loc[vid]
         assert (row["status"], row["reason"], bool(row["downloaded"])) == ("dead", reason, False)
@@ -182,6 +199,10 @@ def test_hostile_metadata_writes_only_inside_the_results(run, server):
     # glosses never become file names: every name under results is an id or a fixed name
     names = {p.name for p in (workdir / "results").rglob("*")}
     assert all(re.fullmatch(r"[A-Za-z0-9_-]+(\.[a-z0-9]+)?", name) for name in names), names
+    # nothing keeps running but the fork server that ran the pose and features jobs (and its
+    # idle worker), which leaves by itself
+    left = processes_in(run["top"])
+    assert all("-m signpose.forkserver " in args for args in left), left
 
 
 @pytest.mark.slow
@@ -192,6 +213,22 @@ def test_cookies_are_used_but_never_recorded(run, server):
     for path in tree(run["workdir"] / "results") | tree(run["workdir"] / ".snakemake"):
         data = path.read_bytes()
         assert not any(s.encode() in data for s in secrets), path
+
+
+def test_a_broken_cookies_file_stops_the_run_before_any_download(tmp_path, server):
+    """yt-dlp would find out in every job: each source retried and given up, and the bad line,
+    cookie value included, written to each job's log."""
+    jar = tmp_path / "SECRET-jar" / "cookies.txt"
+    jar.parent.mkdir()
+    jar.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1 FALSE / {COOKIE_VALUE}\n")
+    workdir = tmp_path / "work"
+    setup_run(workdir, [record("v1", server.unique("/video.mp4"))], cookies_file=str(jar))
+    proc = snakemake(workdir, *TABLES, "--cores", "1", check=False)
+    assert proc.returncode != 0 and not (workdir / "results").exists()
+    line = "download.cookies_file: line 2 has 1 tab-separated fields, a cookie has 7"
+    assert line in proc.stderr, proc.stderr[-2000:]
+    assert "SECRET" not in proc.stderr + proc.stdout and COOKIE_VALUE not in proc.stderr
+    assert not any("/video.mp4" in target for target, _ in server.media.seen)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED, needs, wait_for
-from signpose import video
+from conftest import ROOT, VIDEO, wait_for
+from signpose import shards, video
+from signpose.config import with_defaults
 from signpose.posefile import read_pose
 
-VIDEO = SHARED / "media" / "pose_test_video.mp4"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 IDS = ["v1", "v2", "v3", "v4"]
 
-pytestmark = [needs(VIDEO), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -45,7 +45,9 @@ def run_args(tmp_path) -> list[str]:
     overlay = tmp_path / "overlay.json"
     dataset = {"name": "mini", "metadata": str(data / "meta.json"), "allow_local_files": True}
     overlay.write_text(json.dumps({"dataset": dataset, "results_dir": str(results(tmp_path))}))
-    targets = [str(results(tmp_path) / "features" / f"{vid}.npy") for vid in IDS]
+    count = with_defaults({}, "features")["shards"]  # the features jobs of the four instances
+    qc = results(tmp_path) / "qc" / "shards"
+    targets = sorted({str(qc / f"{shards.shard_of(vid, count)}.jsonl") for vid in IDS})
     return [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "work"),
             "--configfile", str(overlay), "--cores", "2", *targets]  # fmt: skip
 
@@ -96,6 +98,16 @@ def marked_incomplete(workdir: Path) -> set[Path]:
     return {Path(base64.b64decode(m.name).decode()) for m in markers.iterdir()}
 
 
+def instance_files_of_shards(root: Path, outputs: set[Path]) -> set[Path]:
+    """The per-instance files a features job writes besides its QC file, for each shard whose
+    QC file is among `outputs`."""
+    count = with_defaults({}, "features")["shards"]
+    names = {p.stem for p in outputs if p.parent.name == "shards"}
+    vids = [vid for vid in IDS if shards.shard_of(vid, count) in names]
+    return {root / d / f"{vid}{ext}" for vid in vids
+            for d, ext in (("features", ".npy"), ("poses_clean", ".pose"))}  # fmt: skip
+
+
 def assert_whole(path: Path) -> None:
     """`path` is a complete file of its kind: it decodes, parses or loads."""
     if path.suffix == ".mp4":
@@ -110,6 +122,8 @@ def assert_whole(path: Path) -> None:
         assert np.load(path).shape[1] == 540
     elif path.suffix == ".json":
         json.loads(path.read_text())
+    elif path.suffix == ".jsonl":
+        assert [json.loads(line) for line in path.read_text().splitlines()]
 
 
 # How a run ends early, as signals to the run's whole process group, each with the time it is
@@ -155,6 +169,7 @@ def test_an_interrupted_run_resumes_with_the_documented_command(tmp_path, run_ar
     for path in before:
         assert_whole(path)  # nothing half-written under a target's name
     redo = marked_incomplete(tmp_path / "work")
+    redo |= instance_files_of_shards(root, redo)  # an unfinished shard job writes them again
     kept = {p: t for p, t in before.items() if p not in redo}
     assert any(p.suffix == ".mp4" for p in kept)  # sources and clips finished before the end
     # README: the same command resumes (the workflow profile sets rerun-incomplete)
@@ -170,8 +185,10 @@ def test_an_interrupted_run_resumes_with_the_documented_command(tmp_path, run_ar
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for vid in IDS:
         for path in (f"clips/{vid}.mp4", f"poses/{vid}.pose", f"features/{vid}.npy",
-                     f"qc/{vid}.json"):  # fmt: skip
+                     f"poses_clean/{vid}.pose"):  # fmt: skip
             assert_whole(root / path)
+    for path in (root / "qc" / "shards").iterdir():
+        assert_whole(path)
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished files were not redone
 
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from conftest import SHARED, needs
-from signpose import layout
+from conftest import VIDEO
+from signpose import layout, tombstone
 from signpose.config import with_defaults
 from signpose.features import (
     FeatureOptions,
@@ -17,10 +19,8 @@ from signpose.features import (
     nonempty_span,
     trim,
 )
-from signpose.jobs.features import features_job
+from signpose.jobs.features import features_job, features_shard
 from signpose.posefile import PoseFileError
-
-VIDEO = SHARED / "media" / "pose_test_video.mp4"
 
 
 def synthetic_parts(frames: int = 10) -> Parts:
@@ -82,7 +82,6 @@ def real_pose():
     return estimate(VIDEO, HolisticOptions())
 
 
-@needs(VIDEO)
 def test_real_pose_features_and_qc(real_pose):
     feats, qc = extract(real_pose, FeatureOptions())
     assert feats.shape[1] == 540 and feats.dtype == np.float32
@@ -96,18 +95,18 @@ def test_real_pose_features_and_qc(real_pose):
     assert extract(real_pose, strict)[1]["status"] == "low_quality"
 
 
-@needs(VIDEO)
 def test_a_job_does_not_depend_on_the_jobs_its_process_ran_before(tmp_path, real_pose):
-    """A fork-server worker runs many features jobs; cleaning one pose (pose-anonymization
-    resizes its header to 512 in place) once changed the depth scale of the next clip whose
-    header bytes were the same (pose-format hands equal headers out as one object)."""
+    """A features job cleans a whole shard in one process (and a fork-server worker runs many
+    jobs); cleaning one pose (pose-anonymization resizes its header to 512 in place) once
+    changed the depth scale of the next clip whose header bytes were the same (pose-format
+    hands equal headers out as one object)."""
     pose = tmp_path / "a.pose"
     with open(pose, "wb") as f:
         real_pose.write(f)
     opts = with_defaults({}, "features")
 
     def run(name: str) -> bytes:
-        out = [str(tmp_path / f"{name}.{ext}") for ext in ("npy", "json", "clean.pose")]
+        out = [str(tmp_path / f"{name}.{ext}") for ext in ("npy", "clean.pose")]
         features_job(str(pose), *out, name, opts)
         return (tmp_path / f"{name}.npy").read_bytes()
 
@@ -119,14 +118,13 @@ def assert_named_and_nothing_written(pose_path, problem: str) -> None:
     """The features job refuses `pose_path` with one line naming it; no .npy or QC appears."""
     out = pose_path.parent / "out"
     with pytest.raises(PoseFileError) as err:
-        features_job(str(pose_path), str(out / "x.npy"), str(out / "x.json"),
-                     str(out / "x.pose"), "x", with_defaults({}, "features"))  # fmt: skip
+        features_job(str(pose_path), str(out / "x.npy"), str(out / "x.pose"), "x",
+                     with_defaults({}, "features"))  # fmt: skip
     message = str(err.value)
     assert message.startswith(f"{pose_path}: ") and problem in message and "\n" not in message
     assert not out.exists() or list(out.iterdir()) == []
 
 
-@needs(VIDEO)
 @pytest.mark.parametrize("keep", [0, 100, 0.5, -1])
 def test_a_pose_file_cut_short_is_named(tmp_path, real_pose, keep):
     whole = tmp_path / "whole.pose"
@@ -138,7 +136,6 @@ def test_a_pose_file_cut_short_is_named(tmp_path, real_pose, keep):
     assert_named_and_nothing_written(cut, "not a complete pose-format file")
 
 
-@needs(VIDEO)
 def test_a_pose_without_the_face_is_named(tmp_path, real_pose):
     path = tmp_path / "noface.pose"
     other = real_pose.get_components(["POSE_LANDMARKS", "LEFT_HAND_LANDMARKS",
@@ -162,3 +159,30 @@ def test_an_openpose_file_is_named(tmp_path):
     with open(path, "wb") as f:
         Pose(header, body).write(f)
     assert_named_and_nothing_written(path, "component POSE_LANDMARKS missing")
+
+
+def test_one_unreadable_pose_loses_only_its_own_instance_of_the_shard(tmp_path, real_pose, caplog):
+    good = tmp_path / "poses" / "good.pose"
+    good.parent.mkdir()
+    with open(good, "wb") as f:
+        real_pose.write(f)
+    bad = tmp_path / "poses" / "bad.pose"
+    bad.write_bytes(good.read_bytes()[:1000])  # cut short, as a full disk or a killed copy would
+    instances = [(vid, str(tmp_path / "poses" / f"{vid}.pose"), str(tmp_path / f"{vid}.npy"),
+                  str(tmp_path / f"{vid}.clean.pose")) for vid in ("bad", "good")]  # fmt: skip
+    qc = tmp_path / "qc" / "shards" / "000.jsonl"
+    with caplog.at_level("ERROR", logger="signpose"):
+        records = features_shard(instances, str(qc), with_defaults({}, "features"))
+    assert [json.loads(line) for line in qc.read_text().splitlines()] == records
+    lost, kept = records
+    assert (lost["video_id"], lost["status"], lost["stage"], lost["reason"]) == (
+        "bad", "dead", "pose", "unreadable_pose")  # fmt: skip
+    assert lost["detail"].startswith(f"{bad}: not a complete pose-format file")
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert str(bad) in line and "\n" not in line
+    # its files are tombstones that say why; the other instance is whole
+    for path in (tmp_path / "bad.npy", tmp_path / "bad.clean.pose"):
+        assert tombstone.read(path).reason == "unreadable_pose"
+    assert np.load(tmp_path / "bad.npy").shape == (0, 540)
+    assert kept["video_id"] == "good" and kept["status"] == "kept"
+    assert np.load(tmp_path / "good.npy").shape[1] == 540

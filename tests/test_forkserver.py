@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SHARED, needs, wait_for
+from conftest import ROOT, VIDEO, missing, wait_for
 from signpose.config import with_defaults
 
-VIDEO = SHARED / "media" / "pose_test_video.mp4"
 INSTANCE = ROOT / "workflow" / "scripts" / "instance.py"
 WHOLE = json.dumps({"start_s": 0.0, "end_s": None, "bbox": None})
 FEATURES = json.dumps(with_defaults({}, "features"))
@@ -34,9 +33,8 @@ def own_tmpdir(monkeypatch, tmp_path):
     folder = Path(tempfile.mkdtemp(prefix="sp-", dir="/tmp"))
     monkeypatch.setenv("TMPDIR", str(folder))
     yield folder
-    for pid in server_pids():
-        if alive(pid):
-            os.kill(pid, signal.SIGTERM)
+    for pid in live_servers():  # every one, not only the one its log names
+        os.kill(pid, signal.SIGTERM)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -60,15 +58,48 @@ def pose_args(name: str, source: Path = VIDEO, options: dict | None = None) -> l
 
 
 def features_args(name: str, pose: str = "missing.pose") -> list[str]:
-    return ["features", "--log", f"{name}.log", "--pose", pose, "--features", f"{name}.npy",
-            "--qc", f"{name}.json", "--clean", f"{name}.clean.pose", "--video_id", "x",
-            "--options", FEATURES]  # fmt: skip
+    """A features job over a shard of one instance, "x", whose raw pose is `pose`."""
+    files = {"pose": pose, "features": f"{name}.npy", "clean_pose": f"{name}.clean.pose"}
+    return ["features", "--log", f"{name}.log", "--video_ids", '["x"]', "--files",
+            json.dumps(files), "--qc", f"{name}.jsonl", "--options", FEATURES]  # fmt: skip
 
 
 def server_pids() -> list[int]:
     """The pid in each server log under the test's TMPDIR (one log per socket)."""
     logs = Path(os.environ["TMPDIR"]).glob("signpose-*/*.log")
     return [int(re.search(r"fork server (\d+) listening", p.read_text()).group(1)) for p in logs]
+
+
+def live_servers() -> list[int]:
+    """Every fork server running for this test's TMPDIR, found by its command line in /proc
+    (`python -m signpose.forkserver <socket under TMPDIR>`), whatever its log says. Its
+    workers are forks with the same command line: those whose parent is one are left out."""
+    folder = os.fsencode(os.environ["TMPDIR"]) + b"/"
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue  # not a process, or gone
+        ours = b"signpose.forkserver" in args and any(a.startswith(folder) for a in args)
+        if ours and alive(int(proc.name)):
+            found[int(proc.name)] = parent
+    return sorted(pid for pid, parent in found.items() if parent not in found)
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def job_process(log: Path) -> tuple[int, int]:
+    """The process that ran a job and its parent, as the job's log records them."""
+    found = re.search(r" job in process (\d+) \(parent (\d+)\)", log.read_text())
+    assert found, f"{log} does not say which process ran the job"
+    return int(found.group(1)), int(found.group(2))
 
 
 def alive(pid: int) -> bool:
@@ -82,7 +113,6 @@ def children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-@needs(VIDEO)
 def test_forked_jobs_write_what_a_cold_process_writes_and_share_one_server(tmp_path):
     """One worker runs all four jobs, its MediaPipe graphs reset between them, not rebuilt."""
     refined = {"refine_face_landmarks": True}
@@ -107,34 +137,49 @@ def test_forked_jobs_write_what_a_cold_process_writes_and_share_one_server(tmp_p
 
 
 def test_a_failing_job_fails_alike_with_its_traceback_in_its_log(tmp_path):
-    (tmp_path / "bad.pose").write_bytes(b"not a pose file")
-    codes = {}
+    codes, ran_in = {}, {}
     for name, server in (("cold", False), ("warm", True)):
-        args = features_args(name, "bad.pose")
-        code, _ = finished(instance_job(tmp_path, *args, server=server))
+        args = features_args(name, "missing.pose")  # an input Snakemake would have made
+        client = instance_job(tmp_path, *args, server=server)
+        code, err = finished(client)
         codes[name] = code
         log = (tmp_path / f"{name}.log").read_text()
-        assert "Traceback" in log and "bad.pose" in log
-        assert not (tmp_path / f"{name}.npy").exists()
+        assert "Traceback" in log and "missing.pose" in log and "no fork server" not in err
+        assert not (tmp_path / f"{name}.npy").exists() and not (tmp_path / f"{name}.jsonl").exists()
+        ran_in[name] = (client.pid, *job_process(tmp_path / f"{name}.log"))
     assert codes == {"cold": 1, "warm": 1}
+    client, pid, _ = ran_in["cold"]
+    assert pid == client  # without the server: the job's own process
+    client, pid, parent = ran_in["warm"]
+    assert pid != client, "with the server the job ran in its client, not in a worker"
+    (server,) = live_servers()
+    # with it: a worker the server forked, still there for the next job
+    assert parent == server and children(server) == [pid]
 
 
-@needs(VIDEO)
+def encoders(server: int) -> list[int]:
+    """The clip encoders (ffmpeg with libx264, not a short probe) the server's workers run."""
+    return [c for w in children(server) for c in children(w) if "libx264" in cmdline(c)]
+
+
 def test_a_job_whose_client_is_killed_dies_with_it(tmp_path):
     from signpose.video import ffmpeg_exe
 
-    long = tmp_path / "long.mp4"  # about 20 s of pose work
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-stream_loop", "14", "-i", str(VIDEO),
+    long = tmp_path / "long.mp4"  # 464 frames: minutes of a veryslow encode
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-stream_loop", "7", "-i", str(VIDEO),
                     "-c", "copy", str(long)], check=True)  # fmt: skip
-    client = instance_job(tmp_path, *pose_args("x", long))
-    wait_for(lambda: (tmp_path / "x.mp4").exists(), client)  # the clip is cut: poses are next
-    (pid,) = server_pids()
-    assert len(children(pid)) == 1
-    client.kill()
+    args = pose_args("x", long)
+    args[-1] = json.dumps({"clip": {"preset": "veryslow"}, "pose": {}})
+    client = instance_job(tmp_path, *args)
+    wait_for(lambda: live_servers() and encoders(live_servers()[0]), client, timeout_s=120)
+    (server,) = live_servers()
+    (worker,) = children(server)
+    (encoder,) = encoders(server)
+    client.kill()  # mid-encode: Snakemake cancels the job
     client.wait()
-    wait_for(lambda: children(pid) == [], None, timeout_s=5)
-    assert not (tmp_path / "x.pose").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".x.")]  # no temp file
+    wait_for(lambda: not alive(encoder) and not alive(worker), None, timeout_s=5)
+    assert children(server) == []
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.pose").exists()
 
 
 def test_concurrent_first_jobs_start_one_server(tmp_path):
@@ -142,7 +187,26 @@ def test_concurrent_first_jobs_start_one_server(tmp_path):
     for client in clients:
         code, err = finished(client)
         assert code == 1 and "no fork server" not in err
-    assert len(server_pids()) == 1
+    # counted in /proc: servers that each overwrote the one log would all be there
+    assert len(live_servers()) == 1 and server_pids() == live_servers()
+    (server,) = live_servers()
+    assert {job_process(tmp_path / f"{i}.log")[1] for i in range(4)} == {server}
+
+
+def test_a_worker_retires_after_its_job_limit(tmp_path):
+    """After SIGNPOSE_FORKSERVER_JOBS_PER_WORKER jobs (200 by default) a worker exits and the
+    next job gets a fresh one from the same server."""
+    limit = {"SIGNPOSE_FORKSERVER_JOBS_PER_WORKER": "2"}
+    ran_in = []
+    for i in range(3):
+        code, err = finished(instance_job(tmp_path, *features_args(str(i)), **limit))
+        assert code == 1 and "no fork server" not in err
+        ran_in.append(job_process(tmp_path / f"{i}.log"))
+    (server,) = live_servers()
+    first, _, third = (pid for pid, _ in ran_in)
+    assert ran_in[1] == (first, server) and third != first and ran_in[2][1] == server
+    wait_for(lambda: not alive(first), None, timeout_s=5)  # the retired worker is gone
+    assert children(server) == [third]
 
 
 def test_a_changed_source_file_retires_the_server(tmp_path):
@@ -183,12 +247,54 @@ def test_without_a_private_socket_folder_the_job_runs_in_its_own_process(tmp_pat
     assert not server_pids()
 
 
+ANOTHER_USER = """
+import json, os, socket, sys
+from signpose.forkserver import receive_answer, send_request
+os.setgroups([]); os.setgid(65534); os.setuid(65534)  # nobody
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+sock.connect(sys.argv[1])
+send_request(sock, json.loads(sys.argv[2]), [0, 1, 2])
+print(json.dumps(receive_answer(sock)))
+"""
+
+
+def test_the_server_serves_only_its_own_user(tmp_path):
+    """The private folder keeps other users from the socket; were they let in (a folder
+    opened by hand), the server still drops their requests by their uid (SO_PEERCRED)."""
+    if os.geteuid() != 0:
+        missing("acting as another user needs root")
+    folder = Path(tempfile.mkdtemp(prefix="sp-open-", dir="/tmp"))  # TMPDIR is 0700
+    folder.chmod(0o777)
+    sock, log = folder / "s.sock", tmp_path / "server.log"
+    with open(log, "w") as err:
+        server = subprocess.Popen([sys.executable, "-m", "signpose.forkserver", str(sock)],
+                                  stderr=err, preexec_fn=lambda: os.umask(0))  # fmt: skip
+    try:
+        wait_for(lambda: "listening" in log.read_text(), server, timeout_s=120)
+
+        def ask(name: str, as_nobody: bool) -> dict:
+            code = ANOTHER_USER if as_nobody else ANOTHER_USER.replace("os.set", "# os.set")
+            argv = json.dumps(features_args(name))
+            run = subprocess.run([sys.executable, "-c", code, str(sock), argv], cwd=tmp_path,
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+            return json.loads(run.stdout)
+
+        assert ask("theirs", as_nobody=True) == {}  # dropped without an answer
+        assert "refused a request: a request needs three streams from this user" in log.read_text()
+        assert children(server.pid) == [] and not (tmp_path / "theirs.log").exists()
+        assert ask("ours", as_nobody=False) == {"exit": 1}  # served: missing.pose is named
+        assert "missing.pose" in (tmp_path / "ours.log").read_text()
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(folder)
+
+
 def rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
 
 
-@needs(VIDEO)
 def test_an_idle_worker_gives_its_memory_back_and_the_server_stays(tmp_path):
     """A worker with nothing to do (the run trains or writes its report) exits after a few
     seconds; the warm server stays for the next pose job."""

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SHARED, needs
+from conftest import SAMPLE, VIDEO
 from signpose import tombstone
 from signpose.aggregates import lexicon_job
 from signpose.cleanpose import CleanOptions, anonymise, clean, component_presence
@@ -20,7 +20,6 @@ from signpose.jobs.features import features_job
 from signpose.lexicon import COLUMNS, duration_ms, rank_takes
 from signpose.posefile import read_pose, write_pose
 
-VIDEO, SAMPLE = SHARED / "media" / "pose_test_video.mp4", SHARED / "media" / "pose_sample_video.mp4"
 # video_id: (video, gloss, split); one gloss with two takes, one take dead
 TAKES = {
     "00001": (VIDEO, 'It\'s "HELLO"/hi', "train"),
@@ -29,7 +28,6 @@ TAKES = {
     "00004": (SAMPLE, "go", "test"),
     "00005": (None, "dead", "train"),
 }
-pytestmark = needs(VIDEO)
 FEATURES = with_defaults({}, "features")
 
 
@@ -45,11 +43,10 @@ def results(tmp_path_factory):
             tombstone.write(pose_path, tombstone.Tombstone("download", "http_404"))
         else:
             write_pose(raw[video], pose_path)
-        qc = root / "qc" / f"{vid}.json"
-        features_job(str(pose_path), str(root / "features" / f"{vid}.npy"), str(qc),
-                     str(root / "poses_clean" / f"{vid}.pose"), vid, FEATURES)  # fmt: skip
+        qc = features_job(str(pose_path), str(root / "features" / f"{vid}.npy"),
+                          str(root / "poses_clean" / f"{vid}.pose"), vid, FEATURES)  # fmt: skip
         files = {"pose_file": f"poses/{vid}.pose", "clean_pose_file": f"poses_clean/{vid}.pose"}
-        rows.append({**json.loads(qc.read_text()), "gloss": gloss, "split": split, **files,
+        rows.append({**qc, "gloss": gloss, "split": split, **files,
                      "text_variations": json.dumps([gloss])})  # fmt: skip
     pd.DataFrame(rows).to_csv(root / "instances.csv", index=False)
     return root
@@ -143,10 +140,9 @@ def test_no_body_to_normalise_by_is_flagged(results, tmp_path):
     pose.body.confidence[:, :, :33] = 0  # no body landmark in any frame
     assert clean(pose, options()).reason == "no_body"
     write_pose(pose, tmp_path / "nobody.pose")
-    qc = tmp_path / "qc.json"
-    features_job(str(tmp_path / "nobody.pose"), str(tmp_path / "x.npy"), str(qc),
-                 str(tmp_path / "clean.pose"), "x", FEATURES)  # fmt: skip
-    assert json.loads(qc.read_text())["clean_reason"] == "no_body"
+    qc = features_job(str(tmp_path / "nobody.pose"), str(tmp_path / "x.npy"),
+                      str(tmp_path / "clean.pose"), "x", FEATURES)  # fmt: skip
+    assert qc["clean_reason"] == "no_body"
     assert tombstone.read(tmp_path / "clean.pose").reason == "no_body"
 
 

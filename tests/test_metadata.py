@@ -158,6 +158,52 @@ def test_unreadable_files_are_named(tmp_path, content, problem):
         load({"metadata": str(path)})
 
 
+@pytest.mark.parametrize(
+    "entries, subset",
+    [
+        ([], None),
+        ([{"gloss": "a", "instances": []}, {"gloss": "b", "instances": []}], None),
+        ([{"gloss": "a", "instances": []}, {"gloss": "b", "instances": [GOOD]}], 1),
+    ],
+    ids=["empty_list", "empty_glosses", "subset_of_empty_glosses"],
+)
+def test_no_instances_at_all_is_named(write_json, entries, subset):
+    path = write_json(entries)
+    with pytest.raises(MetadataError) as err:
+        load({"metadata": str(path), "subset": subset})
+    assert str(err.value) == f"{path}: no instances (a run over nothing is a mistake)"
+
+
+@pytest.mark.parametrize("fmt", ["wlasl", "csv"])
+def test_a_missing_metadata_file_is_named(tmp_path, fmt):
+    path = tmp_path / "nope" / "meta.json"
+    with pytest.raises(MetadataError) as err:
+        load({"metadata": str(path), "format": fmt})
+    assert str(err.value) == f"{path}: metadata file not found"
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"fps": "25"}, "field 'fps': '25' is not a positive number"),
+        ({"fps": True}, "field 'fps': True is not a positive number"),
+        ({"frame_start": 1.5}, "field 'frame_start': 1.5 is not an integer >= 1"),
+        ({"frame_end": "-1"}, "field 'frame_end': '-1' is neither -1 nor >= frame_start 1"),
+        ({"split": None}, "field 'split': unknown split None"),
+        ({"video_id": 1}, "field 'video_id': 1 is not 1-128 characters"),
+        # a URL or gloss of the wrong type is named with what is wrong, not its value
+        ({"url": 123}, "field 'url': missing, too long, not a string or not Unicode"),
+        ({"gloss": 7}, "entry 0: field 'gloss': missing or not a string"),
+    ],
+)
+def test_wrong_types_are_named_with_their_value(write_json, change, named):
+    gloss = change.pop("gloss", "book")
+    path = write_json(wlasl(with_(**change), gloss=gloss))
+    with pytest.raises(MetadataError) as err:
+        load({"metadata": str(path)})
+    assert str(err.value).startswith(f"{path}: entry 0") and named in str(err.value)
+
+
 def test_a_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(wlasl(GOOD)).encode())

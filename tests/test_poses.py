@@ -10,13 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED, needs
+from conftest import SAMPLE, VIDEO
 from signpose import tombstone
 from signpose.holistic import HolisticOptions, MissingModel, check_model, estimate
 from signpose.posefile import write_pose
-
-VIDEO = SHARED / "media" / "pose_test_video.mp4"
-SAMPLE = SHARED / "media" / "pose_sample_video.mp4"
 
 
 def read_pose(path: Path):
@@ -36,7 +33,6 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
-@needs(VIDEO)
 def test_pose_file_is_interchangeable_with_pose_formats_own(tmp_path, reference):
     ours = tmp_path / "ours.pose"
     write_pose(estimate(VIDEO, HolisticOptions()), ours)
@@ -53,7 +49,6 @@ def test_pose_file_is_interchangeable_with_pose_formats_own(tmp_path, reference)
     assert np.median(diff) < 0.5 and np.percentile(diff, 99) < 3.0
 
 
-@needs(SAMPLE)
 def test_refined_face_gives_586_points(tmp_path):
     pose = estimate(SAMPLE, HolisticOptions(refine_face_landmarks=True))
     assert sum(len(c.points) for c in pose.header.components) == 586
@@ -67,7 +62,6 @@ def run_pose_job(target: Path, first: str = "", last: str = "") -> None:
                    check=True, capture_output=True)  # fmt: skip
 
 
-@needs(VIDEO)
 def test_pose_job_imports_only_what_holistic_needs_and_gives_the_same_poses(tmp_path):
     lean, full = tmp_path / "lean.pose", tmp_path / "full.pose"
     heavy = "{'tensorflow', 'matplotlib', 'mediapipe.tasks'}"
@@ -104,8 +98,6 @@ def pose_bytes(pose) -> bytes:
     return buffer.getvalue()
 
 
-@needs(VIDEO)
-@needs(SAMPLE)
 @pytest.mark.parametrize("refine", [False, True])
 def test_poses_are_load_holistics_bytes_also_from_a_reused_graph(refine):
     """The graph is reset between clips, not rebuilt: nothing of one clip reaches the next."""
@@ -123,7 +115,6 @@ def test_poses_are_load_holistics_bytes_also_from_a_reused_graph(refine):
         assert pose_bytes(estimate(clip, opts)) == pose_bytes(reference)
 
 
-@needs(VIDEO)
 def test_a_clip_that_fails_midway_leaves_no_state_for_the_next():
     """A failed clip's graph is dropped, not reset: the next clip gets a new one."""
     from signpose.holistic import holistic_pose

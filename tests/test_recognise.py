@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, SHARED, needs
+from conftest import ROOT, SAMPLE
 from signpose import metadata, recognise
 from signpose.config import with_defaults
 from signpose.posefile import read_pose
 from signpose.training import data, lite_runtime
 
 # Real signing that is not in the demo (the demo's "sign sample" is pose-format's test video).
-REAL_VIDEO = SHARED / "media" / "pose_sample_video.mp4"
+REAL_VIDEO = SAMPLE
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -105,7 +105,6 @@ def test_cli_prints_json_only_and_one_bad_video_does_not_stop_the_others(demo, t
 
 
 @pytest.mark.slow
-@needs(REAL_VIDEO)
 def test_a_real_signing_video_outside_the_demo_gets_five_demo_glosses(demo):
     """pose-format's sample video (1280x720, 9 frames at 24 fps), timed."""
     proc = cli("--model", str(demo / "model"), "--json", "--verbose", str(REAL_VIDEO))

@@ -4,6 +4,7 @@ profile says, and the results equal those of a local run."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -14,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import DEMO_JSON, ROOT
+from conftest import DEMO_JSON, ROOT, missing
+from signpose import shards
+from signpose.config import with_defaults
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +49,7 @@ def cluster(tmp_path_factory) -> Path:
     """A running single-node cluster; yields the directory with its config and logs."""
     reason = missing_slurm()
     if reason:
-        pytest.skip(reason)
+        missing(reason)
     state = tmp_path_factory.mktemp("slurm-cluster")
     try:
         subprocess.run([str(CLUSTER), "up", str(state)], check=True, timeout=120)
@@ -120,7 +122,7 @@ def runs(cluster, workdir):
     return local, slurm, proc.stdout + proc.stderr
 
 
-def test_jobs_went_through_sbatch_as_bundles(cluster, runs):
+def test_jobs_went_through_sbatch_as_bundles(cluster, workdir, runs):
     _, _, log = runs
     # "Job <x> has been submitted with SLURM jobid <n> (log: .../slurm_logs/<kind>/...)"
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: .*/slurm_logs/(\w+)/", log)
@@ -130,11 +132,15 @@ def test_jobs_went_through_sbatch_as_bundles(cluster, runs):
     ids = {jobid for jobid, _ in submitted}
     assert ids and ids <= accepted and ids <= completed
     kinds = sorted(kind for _, kind in submitted)
-    # One bundle per group (the demo is smaller than group-components), no per-source or
-    # per-instance job on its own, and the aggregate targets one job each.
-    groups = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())["groups"]
-    for group in set(groups.values()):
-        assert len([k for k in kinds if k.startswith(f"group_{group}_")]) == 1, kinds
+    # The layout is written here, not read from the profile under test: downloads in `sources`
+    # bundles of up to 200 sources (one bundle: the demo is smaller), a features shard with its
+    # instances' pose jobs in `instance` bundles of 3 shards; no per-source, per-instance or
+    # per-shard job on its own, and the aggregate targets one job each.
+    records = [i for g in json.loads((workdir / METADATA).read_text()) for i in g["instances"]]
+    ids = [i["video_id"] for i in records]
+    used = len(shards.by_shard(ids, with_defaults({}, "features")["shards"]))
+    assert len([k for k in kinds if k.startswith("group_sources_")]) == 1, kinds
+    assert len([k for k in kinds if k.startswith("group_instance_")]) == math.ceil(used / 3), kinds
     assert sorted(k for k in kinds if k.startswith("rule_")) == [
         "rule_global_stats", *["rule_lexicon"] * 4, "rule_tables"]  # fmt: skip
 

@@ -17,9 +17,9 @@ DEMO = {"name": "demo", "metadata": str(ROOT / "resources/demo/WLASL_demo.json")
 def test_the_instance_table_names_each_instances_files_relative_to_itself(tmp_path):
     results = tmp_path / "results"
     first, second = "demo00001", "demo00002"
-    qc = tmp_path / f"{first}.json"
+    qc = tmp_path / "007.jsonl"  # a features shard's QC file: one record a line
     qc.write_text(json.dumps({"video_id": first, "status": "kept", "stage": "features",
-                              "frames": 40}))  # fmt: skip
+                              "frames": 40}) + "\n")  # fmt: skip
     out = {name: str(results / "tables" / f"{name}.csv")
            for name in ("instances", "failures", "funnel", "columns")}  # fmt: skip
     files = {"features": f"{results}/features/{{video_id}}.npy",

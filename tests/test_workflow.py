@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, WLASL_300, WLASL_2000, needs
-from signpose import metadata, tombstone
+from signpose import shards, tombstone
 from signpose.config import with_defaults
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -37,51 +37,67 @@ def wlasl_config(path: Path, subset: int, results: Path) -> list[str]:
     return ["--configfile", "config/wlasl.yaml", str(overlay)]
 
 
+def distinct_urls(path: Path, subset: int) -> int:
+    """Distinct source URLs of the first `subset` glosses, read from the raw JSON without
+    signpose (in WLASL no two spellings of a URL name one YouTube video, so each is a source)."""
+    entries = json.loads(path.read_text())[:subset]
+    return len({inst["url"].strip() for entry in entries for inst in entry["instances"]})
+
+
 @pytest.mark.parametrize(
-    "path, subset",
-    [
-        pytest.param(WLASL_300, 100, marks=needs(WLASL_300)),
-        pytest.param(WLASL_300, 300, marks=needs(WLASL_300)),
-        pytest.param(WLASL_2000, 2000, marks=[needs(WLASL_2000), pytest.mark.slow]),
+    "path, subset, instances",
+    [  # the instance counts the WLASL files publish (2,000: the reconstruction's 21,095)
+        pytest.param(WLASL_300, 100, 2038, marks=needs(WLASL_300)),
+        pytest.param(WLASL_300, 300, 5117, marks=needs(WLASL_300)),
+        pytest.param(WLASL_2000, 2000, 21095, marks=[needs(WLASL_2000), pytest.mark.slow]),
     ],
 )
-def test_dry_run_plans_one_download_per_source_and_one_job_per_instance(tmp_path, path, subset):
+def test_dry_run_plans_one_download_per_source_and_one_job_per_instance(
+    tmp_path, path, subset, instances
+):
     proc = snakemake("-n", *wlasl_config(path, subset, tmp_path))
     counts = job_counts(proc.stdout)
-    dataset = {"name": "wlasl", "metadata": str(path), "subset": subset}
-    ds = metadata.load(with_defaults(dataset, section="dataset"))
-    assert counts["download"] == len(ds.urls) < len(ds.instances)
-    for rule in ("pose", "features"):  # pose cuts the clip too
-        assert counts[rule] == len(ds.instances)
+    assert counts["download"] == distinct_urls(path, subset) < instances
+    assert counts["pose"] == instances  # pose cuts the clip too
+    # features: one job per non-empty shard (a hash of video_id), not one per instance
+    entries = json.loads(path.read_text())[:subset]
+    ids = [inst["video_id"] for entry in entries for inst in entry["instances"]]
+    shard_count = with_defaults({}, "features")["shards"]
+    assert counts["features"] == len(shards.by_shard(ids, shard_count)) <= shard_count
     assert counts["lexicon"] == 4 and counts["train"] == 1 and counts["tables"] == 1
 
 
-def test_config_errors_name_the_key(tmp_path):
-    proc = snakemake("-n", "--config", "clip={'crop': 'sideways'}", check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert "sideways" in out and "['clip']['crop']" in out
-    proc = snakemake("-n", "--config", "no_such_key=1", check=False)
-    assert proc.returncode != 0 and "no_such_key" in proc.stdout + proc.stderr
+BAD_RECORD = {"bbox": [0, 0, 9, 9], "fps": 25, "frame_start": 1, "frame_end": -1,
+              "split": "train", "url": "https://example.org/a.mp4", "video_id": "../x"}  # fmt: skip
 
 
-def test_bad_metadata_stops_the_run_at_start_with_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "content, dataset, message",
+    [
+        (b"[{not json", {}, "{path}: invalid JSON at line 1 column 3"),
+        (None, {}, "{path}: metadata file not found"),
+        (b'[{"gloss": "a", "instances": []}, {"gloss": "b", "instances": [{}]}]', {"subset": 1},
+         "{path}: no instances"),
+        (json.dumps([{"gloss": "a", "instances": [BAD_RECORD]}]).encode(), {},
+         "{path}: entry 0 (gloss 'a') instance 0: field 'video_id'"),
+        (b"[]", {"format": "xml"}, "'xml' is not one of ['wlasl', 'csv']"),
+    ],
+    ids=["invalid_json", "not_found", "no_instances", "bad_field", "unknown_format"],
+)  # fmt: skip
+def test_bad_metadata_stops_the_run_at_start_with_one_line(tmp_path, content, dataset, message):
+    """The README's command on bad metadata: one line naming the file, and no job starts."""
     bad = tmp_path / "bad.json"
-    record = {
-        "bbox": [0, 0, 9, 9],
-        "fps": 25,
-        "frame_start": 1,
-        "frame_end": -1,
-        "split": "train",
-        "url": "https://example.org/a.mp4",
-        "video_id": "../x",
-    }
-    bad.write_text(json.dumps([{"gloss": "a", "instances": [record]}]))
-    proc = snakemake("-n", "--config", f"dataset={{'name': 'bad', 'metadata': '{bad}'}}",
-                     check=False)  # fmt: skip
+    if content is not None:
+        bad.write_bytes(content)
+    results = tmp_path / "results"
+    overlay = tmp_path / "overlay.json"
+    dataset = {"name": "bad", "metadata": str(bad), **dataset}
+    overlay.write_text(json.dumps({"dataset": dataset, "results_dir": str(results)}))
+    proc = snakemake("--cores", "1", "--configfile", str(overlay), check=False)
     assert proc.returncode != 0
     lines = (proc.stdout + proc.stderr).splitlines()
-    assert any(str(bad) in line and "field 'video_id'" in line for line in lines)
+    assert [line for line in lines if message.format(path=bad) in line], lines[-10:]
+    assert not results.exists()  # stopped before any job
 
 
 @pytest.mark.slow
@@ -115,6 +131,23 @@ def test_demo_produces_every_stage(demo):
 def test_demo_second_dry_run_has_nothing_to_do(demo):
     proc = snakemake("-n", "--config", f"results_dir={demo}")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_new_instance_reruns_its_own_shard_and_the_whole_dataset_steps(demo, tmp_path):
+    """Features run one job per shard; one more instance must not redo the other shards."""
+    demo_json = ROOT / "resources" / "demo" / "WLASL_demo.json"
+    groups = json.loads(demo_json.read_text())
+    first = groups[0]["instances"][0]
+    groups[0]["instances"].append({**first, "video_id": "demo99999"})  # its source: downloaded
+    (tmp_path / "videos").symlink_to(demo_json.parent / "videos")  # URLs are relative
+    (tmp_path / "meta.json").write_text(json.dumps(groups))
+    overlay = tmp_path / "overlay.json"
+    dataset = {"name": "demo", "metadata": str(tmp_path / "meta.json"), "allow_local_files": True}
+    overlay.write_text(json.dumps({"dataset": dataset, "results_dir": str(demo)}))
+    counts = job_counts(snakemake("-n", "--configfile", str(overlay)).stdout)
+    assert counts["pose"] == 1 and counts["features"] == 1 and "download" not in counts
+    assert counts["tables"] == 1
 
 
 @pytest.mark.slow

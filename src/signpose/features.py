@@ -203,7 +203,8 @@ class FeatureOptions:
 
     @classmethod
     def from_config(cls, cfg: dict) -> FeatureOptions:
-        rest = {k: v for k, v in cfg.items() if k not in ("qc", "clean")}
+        # `clean` is the clean pose's (signpose.cleanpose); `shards` the workflow's job layout
+        rest = {k: v for k, v in cfg.items() if k not in ("qc", "clean", "shards")}
         return cls(**rest, qc=QCThresholds(**cfg.get("qc", {})))
 
 

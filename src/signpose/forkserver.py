@@ -75,7 +75,7 @@ MAX_ANSWER = 4096
 LIMITS = (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_DATA, resource.RLIMIT_FSIZE,
           resource.RLIMIT_NOFILE, resource.RLIMIT_STACK)  # fmt: skip
 # A worker exits after this many jobs, so that whatever a job leaves behind stays bounded.
-JOBS_PER_WORKER = 200
+JOBS_PER_WORKER = int(os.environ.get("SIGNPOSE_FORKSERVER_JOBS_PER_WORKER", "200"))
 STREAMS = 3  # standard input, output and error
 
 
@@ -85,7 +85,10 @@ class Unavailable(OSError):
 
 def run_job(argv: list[str]) -> int:
     """Run one per-instance job (signpose.jobs.run_command's argv); return its exit status."""
-    if os.environ.get("SIGNPOSE_FORKSERVER", "1") != "0":
+    from signpose.jobs import WARM_JOBS
+
+    warm = argv[:1] and argv[0] in WARM_JOBS
+    if warm and os.environ.get("SIGNPOSE_FORKSERVER", "1") != "0":
         try:
             return Client(socket_path()).run(argv)
         except Unavailable as e:

@@ -23,9 +23,18 @@ STAGES = ("download", "clip", "pose", "features")
 FUNNEL = ("listed", "downloaded", "clipped", "posed", "kept")
 
 
-def qc_record(path: str | os.PathLike) -> dict:
+def qc_records(path: str | os.PathLike) -> list[dict]:
+    """The QC records of one features shard (qc/shards/<shard>.jsonl): one JSON document a line."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        lines = f.read().splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {number}: not a QC record ({e}); delete the file "
+                             "and rerun to recompute its shard") from None  # fmt: skip
+    return records
 
 
 def instances_table(
@@ -35,11 +44,12 @@ def instances_table(
     variations: Mapping[str, list[str]] | None = None,
 ) -> pd.DataFrame:
     """One row per listed instance: metadata, source, its files, final status, the stage
-    reached, QC. `files` maps a kind to its path pattern, e.g. {"pose": "../poses/{video_id}.pose"}
-    (relative to where the table is written), and gives the column `<kind>_file`;
+    reached, QC. `qc_paths` are the features shards' QC files (`qc_records`). `files` maps a
+    kind to its path pattern, e.g. {"pose": "../poses/{video_id}.pose"} (relative to where the
+    table is written), and gives the column `<kind>_file`;
     `text_variations` is each label's phrasings (text/variations.json) as a JSON list, the
     label alone when `variations` has none."""
-    qc = {rec["video_id"]: rec for rec in map(qc_record, qc_paths)}
+    qc = {rec["video_id"]: rec for path in qc_paths for rec in qc_records(path)}
     phrasings = {g: json.dumps(v, ensure_ascii=False) for g, v in (variations or {}).items()}
     rows = []
     for vid, inst in dataset.instances.items():

@@ -7,7 +7,7 @@ import sys
 
 from snakemake.logging import logger
 
-from signpose import metadata
+from signpose import metadata, shards
 from signpose.compat import snakemake as snakemake_compat
 from signpose.paths import check_results_root
 
@@ -28,8 +28,10 @@ INSTANCES = DATASET.instances
 GROUP_COLUMNS = metadata.group_columns(DATASET, config["report"]["group_by"])
 SPLITS = metadata.SPLITS
 LEXICON_SPLITS = [*SPLITS, "all"]
-BY_SPLIT = {split: DATASET.by_split(split) for split in LEXICON_SPLITS}
 SOURCE_OF = {vid: inst.source_id for vid, inst in INSTANCES.items()}
+# The features stage runs one job per non-empty shard (a stable hash of video_id), so a new
+# instance reruns its shard only, and `tables` reads one QC file per shard, not per instance.
+SHARDS = shards.by_shard(INSTANCES, config["features"]["shards"])
 
 # Per-instance rules run `instance_job <job> <args>` through `shell:` (instance.py says why).
 # It is defined here, not in the rules' text, so that moving the checkout or the virtual
@@ -53,14 +55,10 @@ snakemake_compat.set_default_resource(
 wildcard_constraints:
     source_id=r"[A-Za-z0-9_-]+",
     video_id=r"[A-Za-z0-9_-]+",
+    shard=r"[0-9]+",
     split="|".join(LEXICON_SPLITS),
 
 
 def res(path):
     """A path under the results root."""
     return f"{RESULTS}/{path}"
-
-
-def per_instance(pattern, split):
-    """`pattern` expanded over the instances of one split (or "all")."""
-    return [res(pattern.format(video_id=vid)) for vid in BY_SPLIT[split]]

@@ -9,11 +9,26 @@ POSE_OPTIONS = json.dumps(
 )
 
 
+# Each instance's source (an `instances` mirror's clip is cut already, download.smk: it is
+# trimmed from 0 to its end) and its trim as JSON, looked up by the rule's functions.
+POSE_SOURCE = {
+    vid: MIRROR_CLIPS.get(vid) or res(f"sources/{SOURCE_OF[vid]}.mp4")
+    for vid in INSTANCES
+}
+POSE_TRIM = {
+    vid: json.dumps(
+        {
+            **inst.clip_spec(),
+            **({"start_s": 0.0, "end_s": None} if vid in MIRROR_CLIPS else {}),
+        }
+    )
+    for vid, inst in INSTANCES.items()
+}
+
+
 rule pose:
     input:
-        # an `instances` mirror's clip is cut already (download.smk): trimmed from 0 to its end
-        lambda wc: MIRROR_CLIPS.get(wc.video_id)
-        or res(f"sources/{SOURCE_OF[wc.video_id]}.mp4"),
+        lambda wc: POSE_SOURCE[wc.video_id],
     output:
         clip=res("clips/{video_id}.mp4"),
         pose=res("poses/{video_id}.pose"),
@@ -26,16 +41,7 @@ rule pose:
         mem_mb=1500,
         runtime=20,
     params:
-        trim=lambda wc: json.dumps(
-            {
-                **INSTANCES[wc.video_id].clip_spec(),
-                **(
-                    {"start_s": 0.0, "end_s": None}
-                    if wc.video_id in MIRROR_CLIPS
-                    else {}
-                ),
-            }
-        ),
+        trim=lambda wc: POSE_TRIM[wc.video_id],
         options=POSE_OPTIONS,
     shell:
         "instance_job pose --log {log:q} --threads {threads} --source {input:q}"

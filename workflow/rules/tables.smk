@@ -1,12 +1,12 @@
 # tables/instances.csv is the manifest of every later job: its `<kind>_file` columns name each
-# instance's files, from the patterns below. Those files are not inputs here too: each kind
-# would add 21,000 inputs at WLASL2000 (the features files of 500 glosses, 7,739, cost about
-# 10% more dry-run CPU), and the features job writes features and qc together from the pose,
-# so the qc inputs already order this job after all of them.
+# instance's files, from INSTANCE_FILES (features.smk). Its inputs are one QC file per shard
+# of the features stage: hundreds, not 21,000 (Snakemake's setup of a job is quadratic in its
+# input count: 21 s at 21,000 inputs, 8 min at 100,000), and the shards order it after every
+# features job.
 rule tables:
     input:
         metadata=config["dataset"]["metadata"],
-        qc=per_instance("qc/{video_id}.json", "all"),
+        qc=expand(rules.features.output.qc, shard=SHARDS),
         variations=res("text/variations.json"),
     output:
         instances=report(
@@ -36,10 +36,6 @@ rule tables:
     params:
         dataset=config["dataset"],
         groups=GROUP_COLUMNS,
-        files={
-            "features": str(rules.features.output.features),
-            "pose": str(rules.pose.output.pose),
-            "clean_pose": str(rules.features.output.clean),
-        },
+        files=INSTANCE_FILES,
     script:
         "../scripts/tables.py"

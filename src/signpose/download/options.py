@@ -8,6 +8,8 @@ here restates either.
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -108,10 +110,54 @@ def workflow_options(config: Mapping[str, Any]) -> DownloadOptions:
 NORMALISE_MIN = 10
 
 
-def job_minutes(section: Mapping[str, Any], attempt: int) -> int:
-    """The time limit of download attempt `attempt` (1-based), in minutes: the wait before it,
-    its deadline and a bot-check back-off, plus normalising; so that a job is bounded wherever
-    it runs (a SLURM job's time limit is its `runtime`)."""
-    wait = section["backoff_s"] * 2 ** (attempt - 2) if attempt > 1 else 0
+def job_minutes(section: Mapping[str, Any]) -> int:
+    """The time limit of every download attempt, in minutes: the longest wait before one (the
+    last retry's), its deadline and a bot-check back-off, plus normalising; so that a job is
+    bounded wherever it runs (a SLURM job's time limit is its `runtime`). One figure for every
+    attempt, not one per attempt: a per-job function costs planning time at every source."""
+    retries = section["retries"]
+    wait = section["backoff_s"] * 2 ** (retries - 1) if retries else 0
     seconds = wait + section["deadline_s"] + section["bot_check_backoff_s"]
     return math.ceil(seconds / 60) + NORMALISE_MIN
+
+
+# http.cookiejar.MozillaCookieJar's first-line check and yt-dlp's entry rules
+# (YoutubeDLCookieJar.load: seven tab-separated fields, a numeric expiry, `#HttpOnly_` prefix)
+_COOKIES_MAGIC = re.compile("#( Netscape)? HTTP Cookie File")
+_HTTPONLY_PREFIX = "#HttpOnly_"
+_COOKIE_FIELDS = 7
+
+
+def check_cookies_file(path: str | os.PathLike | None) -> None:
+    """Stop the run at start when `download.cookies_file` is not a Netscape cookies file.
+
+    yt-dlp would only find out in every download job: each source retried, then given up, and
+    each bad line, cookie value included, written to the job's log. The message names the key
+    and the line, never the file's path or the line's text (both are kept out of every log).
+    """
+    if path is None:
+        return
+    where = "download.cookies_file"
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        problem = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise ValueError(f"{where}: the file cannot be read ({problem})") from None
+    if not lines or not _COOKIES_MAGIC.match(lines[0]):
+        raise ValueError(
+            f"{where}: not a Netscape cookies file (its first line must be '# Netscape HTTP "
+            "Cookie File'; export cookies.txt from a browser logged in to the site)"
+        )
+    for number, line in enumerate(lines[1:], start=2):
+        entry = line.removeprefix(_HTTPONLY_PREFIX)
+        if entry.startswith("#") or not entry.strip():
+            continue
+        parts = entry.split("\t")
+        if len(parts) != _COOKIE_FIELDS:
+            raise ValueError(
+                f"{where}: line {number} has {len(parts)} tab-separated fields, a cookie has "
+                f"{_COOKIE_FIELDS}"
+            )
+        if parts[4] and not re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", parts[4]):
+            raise ValueError(f"{where}: line {number}: the expiry (field 5) is not a number")

@@ -1,6 +1,7 @@
-"""The per-instance jobs, one module per rule (`jobs.pose`, `jobs.features`), and their runner.
+"""The jobs of the many-job rules, one module per rule (`jobs.download` per source, `jobs.pose`
+per instance, `jobs.features` per shard of instances), and their runner.
 
-A per-instance rule runs `instance_job <job> --log LOG --name value ...` (workflow/rules);
+Such a rule runs `instance_job <job> --log LOG --name value ...` (workflow/rules);
 `run_command` receives that argv in a fork-server worker (signpose.forkserver) or in the
 client's own process, and calls the job's `command` with the named values as keyword
 arguments; options travel as JSON documents. Every job is testable without Snakemake and logs
@@ -18,7 +19,9 @@ from pathlib import Path
 
 log = logging.getLogger("signpose")
 
-JOBS = ("pose", "features")
+JOBS = ("download", "pose", "features")
+# Jobs a warm fork-server worker runs; a download waits on the network, not on its imports.
+WARM_JOBS = ("pose", "features")
 
 
 def setup_logging(log_path: str | os.PathLike) -> None:
@@ -68,6 +71,8 @@ def run_command(argv: list[str]) -> None:
         raise ValueError(f"unknown per-instance job {job!r}; known: {', '.join(JOBS)}")
     named = named_arguments(args)
     setup_logging(named.pop("log"))
+    # which process ran it: the client's own, or a fork-server worker (whose parent is the server)
+    log.info("%s job in process %d (parent %d)", job, os.getpid(), os.getppid())
     importlib.import_module(f"signpose.jobs.{job}").command(**named)
 
 
