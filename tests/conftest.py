@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ SHARED = ROOT.parent / "shared" / "data"
 WLASL_300 = SHARED / "wlasl" / "WLASL_v0.3_first300.json"
 WLASL_2000 = SHARED / "wlasl" / "WLASL_v0.3_reconstructed2000.json"
 DEMO_JSON = ROOT / "resources" / "demo" / "WLASL_demo.json"
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 # Real signing videos (MIT, sign-language-processing/pose), shipped with the repository:
 # 540x720, 58 frames at 29.92 fps, one signer (the demo's copy), and 1280x720, 9 frames.
 VIDEO = ROOT / "resources" / "demo" / "videos" / "signing_sample.mp4"
@@ -45,6 +47,18 @@ def pytest_runtest_setup(item) -> None:
     for mark in item.iter_markers("needs"):
         if not mark.args[0].exists():
             missing(f"{mark.args[0]} not present")
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """The whole demo, run once per test session by Snakemake into a temporary results root:
+    the workflow's tests and those of `signpose recognise` (which reruns its chain) read it."""
+    results = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([SNAKEMAKE, "--nolock", "--cores", "2", "--config",
+                           f"results_dir={results}"], cwd=ROOT, capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return results
 
 
 @pytest.fixture

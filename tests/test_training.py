@@ -80,7 +80,8 @@ def outputs(folder: Path, tflite: bool = True):
 
     trained = Trained(folder / "model.keras", folder / "labels.json",
                       folder / "train_summary.json", folder / "train_config.json")  # fmt: skip
-    written = TrainOutputs(**vars(trained), history=folder / "history.csv",
+    written = TrainOutputs(trained.model, trained.labels, summary=trained.summary,
+                           config=trained.config, history=folder / "history.csv",
                            curves=folder / "training_curves.png",
                            tensorboard=folder / "tensorboard")  # fmt: skip
     evaluated = EvaluateOutputs(folder / "metrics.json", folder / "confusion_matrix.png",
@@ -327,6 +328,44 @@ def test_split_metrics_top_k_and_majority_baseline():
     assert m["per_class"] == {"a": {"n": 1, "top1": 1.0}, "b": {"n": 2, "top1": 0.5},
                               "c": {"n": 1, "top1": 0.0}}  # fmt: skip
     assert m["mean_per_class_top1"] == 0.5
+
+
+def test_split_metrics_loss_is_kerass_sparse_crossentropy():
+    import keras
+
+    from signpose.training.evaluation import split_metrics
+
+    probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.0, 1.0, 0.0]])
+    y = np.array([0, 1, 2, 0])
+    expected = keras.losses.SparseCategoricalCrossentropy()(y, probs.astype(np.float32))
+    assert split_metrics(y, probs, ["a", "b", "c"], None)["loss"] == pytest.approx(
+        float(expected), rel=1e-5
+    )
+    assert split_metrics(y[:0], probs[:0], ["a", "b", "c"], None)["loss"] is None
+
+
+def test_training_curves_have_a_top5_panel(tmp_path):
+    from signpose.training import plots
+
+    history = {"loss": [2.0, 1.0], "val_loss": [2.1, 1.5], "accuracy": [0.2, 0.5],
+               "val_accuracy": [0.1, 0.4], "top5": [0.6, 0.9], "val_top5": [0.5, 0.8]}  # fmt: skip
+    panels = plots.training_curves(history, tmp_path / "curves.png")
+    assert panels == ["loss: train, val", "top-1 accuracy: train, val",
+                      "top-5 accuracy: train, val"]  # fmt: skip
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("histograms", [False, True])
+def test_tensorboard_histograms_only_when_asked(tmp_path, histograms):
+    import keras
+
+    from signpose.training.fit import _callbacks
+
+    cfg = small_config(tensorboard_histograms=histograms)
+    [board] = [c for c in _callbacks(outputs(tmp_path)[0], cfg, True)
+               if isinstance(c, keras.callbacks.TensorBoard)]  # fmt: skip
+    assert board.histogram_freq == int(histograms)
+    assert TrainConfig.from_dict().tensorboard_histograms is False
 
 
 def test_best_epoch_breaks_top1_ties_by_the_lower_loss():

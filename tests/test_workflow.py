@@ -100,15 +100,6 @@ def test_bad_metadata_stops_the_run_at_start_with_one_line(tmp_path, content, da
     assert not results.exists()  # stopped before any job
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    """The whole demo, run once by Snakemake into a temporary results root."""
-    results = tmp_path_factory.mktemp("demo")
-    proc = snakemake("--cores", "2", "--config", f"results_dir={results}", check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return results
-
-
 @pytest.mark.slow
 def test_demo_produces_every_stage(demo):
     table = pd.read_csv(demo / "tables" / "instances.csv", dtype={"video_id": str})

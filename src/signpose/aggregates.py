@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -71,34 +72,56 @@ def stats_job(instances_csv: str, target: str) -> None:
     log.info("stats over %d train clips, %d frames", len(clips), int(result["lengths"].sum()))
 
 
-def train_job(instances_csv: str, stats_path: str, out: dict[str, str], options: dict,
-              threads: int) -> None:  # fmt: skip
-    """`out` names every file `training.train` writes (the fields of TrainOutputs)."""
-    from signpose import training
+def model_items(instances_csv: str, split: str, cfg, clip_pattern: str) -> list[tuple[str, str]]:
+    """What the model of `cfg` reads of each kept instance of `split`: (features, gloss), or
+    for cnn_lstm_rgb (clip, gloss), the clip named by the pose rule's `clip_pattern`."""
+    from signpose.training import rgb
 
+    if not rgb.is_rgb(cfg):
+        return feature_items(instances_csv, split)
+    kept = tables.kept(tables.read_instances(instances_csv), split)
+    clips = [clip_pattern.format(video_id=vid) for vid in kept["video_id"]]
+    return list(zip(clips, kept["gloss"], strict=True))
+
+
+def train_job(instances_csv: str, stats_path: str, out: dict[str, str], options: dict,
+              threads: int, clip_pattern: str, chain: dict | None = None) -> None:  # fmt: skip
+    """`out` names every file `training.train` writes (the fields of TrainOutputs) and, with
+    `chain` (the clip, pose and features sections), also `chain` and `model_stats`: the
+    recorded chain and a copy of the statistics, what `signpose recognise` reruns on new
+    videos. `clip_pattern` names an instance's clip ("{video_id}" in it), for cnn_lstm_rgb."""
+    from signpose import recognise, training
+
+    out = dict(out)
+    recorded = {key: out.pop(key) for key in ("chain", "model_stats")} if chain else {}
+    cfg = training.TrainConfig.from_dict(options, threads)
     summary = training.train(
-        feature_items(instances_csv, "train"),
-        feature_items(instances_csv, "val"),
+        model_items(instances_csv, "train", cfg, clip_pattern),
+        model_items(instances_csv, "val", cfg, clip_pattern),
         stats_path,
         training.TrainOutputs(**out),
-        training.TrainConfig.from_dict(options, threads),
+        cfg,
     )
+    if chain:
+        recognise.record_chain(chain, stats_path, recorded["chain"], recorded["model_stats"])
     log.info("training: %s", json.dumps(summary))
 
 
 def evaluate_job(instances_csv: str, stats_path: str, trained: dict[str, str],
-                 out: dict[str, str], options: dict, threads: int) -> None:  # fmt: skip
+                 out: dict[str, str], options: dict, threads: int,
+                 clip_pattern: str) -> None:  # fmt: skip
     """`trained` names the files of the training run it reads (the fields of Trained), `out`
-    every file it writes (those of EvaluateOutputs; no `tflite`, no export)."""
+    every file it writes (those of EvaluateOutputs)."""
     from signpose import training
 
-    items = {s: feature_items(instances_csv, s) for s in ("val", "test")}
+    cfg = training.TrainConfig.from_dict(options, threads)
+    items = {s: model_items(instances_csv, s, cfg, clip_pattern) for s in ("val", "test")}
     metrics = training.evaluate(
         training.Trained(**trained),
         items,
         stats_path,
         training.EvaluateOutputs(**out),
-        training.TrainConfig.from_dict(options, threads),
+        cfg,
     )
     log.info("metrics: %s", json.dumps(metrics)[:2000])
 
@@ -110,11 +133,17 @@ def dataset_summary_job(instances_csv: str, funnel_csv: str, target: str, datase
     write_text_atomic(target, page)
 
 
-def metrics_summary_job(metrics_json: str, instances_csv: str, target: str,
-                        groups: list[str]) -> None:  # fmt: skip
+def metrics_summary_job(metrics_json: str, instances_csv: str, target: str, groups: list[str],
+                        runs: dict[str, tuple[str, str]] | None = None) -> None:  # fmt: skip
+    """The evaluation page; `runs` (model type -> its metrics.json and train_summary.json)
+    adds the table that compares the model types trained on the same split."""
     with open(metrics_json, encoding="utf-8") as f:
         metrics = json.load(f)
-    page = summary.metrics_html(metrics, tables.read_instances(instances_csv), groups)
+    compared = None
+    if runs:
+        compared = {kind: tuple(json.loads(Path(p).read_text(encoding="utf-8")) for p in paths)
+                    for kind, paths in runs.items()}  # fmt: skip
+    page = summary.metrics_html(metrics, tables.read_instances(instances_csv), groups, compared)
     write_text_atomic(target, page)
 
 

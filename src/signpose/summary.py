@@ -127,7 +127,8 @@ SPLIT_FIGURES = {"n_items": "items listed", "n_evaluated": "items evaluated",
                  "n_excluded_unknown_gloss": "excluded (gloss not in train)",
                  "n_skipped_tombstone": "skipped (no poses)",
                  "n_skipped_empty": "skipped (no frames)",
-                 "top1": "top-1", "top5": "top-5", "mean_per_class_top1": "mean per-class top-1",
+                 "loss": "loss", "top1": "top-1", "top5": "top-5",
+                 "mean_per_class_top1": "mean per-class top-1",
                  "majority_baseline_top1": "majority-class top-1"}  # fmt: skip
 
 
@@ -179,11 +180,38 @@ def accuracy_by_group(metrics: dict, instances: pd.DataFrame, column: str) -> pd
                                        "mean per-class top1"])  # fmt: skip
 
 
+def comparison_table(runs: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
+    """One row per model type: (metrics.json, train_summary.json) -> the figures compared.
+
+    Accuracy is on the test split (val when there is no test split).
+    """
+    rows = []
+    for kind, (metrics, trained) in runs.items():
+        splits = metrics["splits"]
+        split = "test" if "test" in splits else next(iter(splits), "")
+        figures = splits.get(split, {})
+        lite = metrics.get("tflite", {})
+        rows.append({
+            "model type": kind, "split": split, "top-1": figures.get("top1"),
+            "top-5": figures.get("top5"),
+            "mean per-class top-1": figures.get("mean_per_class_top1"),
+            "parameters": trained["params"], "train time (s)": trained["seconds"],
+            "TFLite MB": lite["bytes"] / 1e6 if "bytes" in lite else None,
+            "TFLite ms per clip": lite.get("ms_per_clip"),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def metrics_html(
-    metrics: dict, instances: pd.DataFrame | None = None, groups: Sequence[str] = ()
+    metrics: dict,
+    instances: pd.DataFrame | None = None,
+    groups: Sequence[str] = (),
+    compared: dict[str, tuple[dict, dict]] | None = None,
 ) -> str:
     """The evaluation in `model/metrics.json` as tables: per split, then per class; with the
-    instances table, per value of each `groups` column too."""
+    instances table, per value of each `groups` column too. `compared` (model type -> its
+    metrics and train summary) adds a first table comparing the model types trained on the
+    same split (`train.compare`)."""
     splits = metrics["splits"]
     overview = pd.DataFrame(
         {name: [splits[s].get(key) for s in splits] for key, name in SPLIT_FIGURES.items()},
@@ -193,6 +221,8 @@ def metrics_html(
     chance = f"{metrics['n_classes']} classes, chance top-1 {metrics['chance_top1']:.3g}."
     accuracy = f"<p>{chance}</p>" + unevaluated_note(splits) + table(overview.reset_index())
     sections = [("Accuracy per split", accuracy)]
+    if compared:
+        sections.insert(0, ("Model types on the same split", table(comparison_table(compared))))
     if "tflite" in metrics:
         sections.append(("TFLite export", tflite_note(metrics["tflite"])))
     per_class = {

@@ -71,6 +71,7 @@ rule metrics_summary:
     input:
         metrics=res("model/metrics.json"),
         instances=res("tables/instances.csv"),
+        compared=[path for run in COMPARED.values() for path in run],
     output:
         report(
             res("report/metrics.html"),
@@ -87,6 +88,7 @@ rule metrics_summary:
         runtime=5,
     params:
         groups=GROUP_COLUMNS,
+        runs=COMPARED,
     script:
         "../scripts/metrics_summary.py"
 

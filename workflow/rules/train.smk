@@ -15,12 +15,58 @@ rule global_stats:
         "../scripts/global_stats.py"
 
 
-# model.tflite exists only when the config asks for it.
+# model.tflite exists only when the config asks for it; a landmark model (not cnn_lstm_rgb)
+# also gets model_landmarks.tflite: raw MediaPipe landmarks in, normalisation, smoothing and
+# resampling in the graph.
 TFLITE = {"tflite": res("model/model.tflite")} if config["train"]["tflite"] else {}
+if TFLITE and config["train"]["model_type"] != "cnn_lstm_rgb":
+    TFLITE["landmarks_tflite"] = res("model/model_landmarks.tflite")
 # A GPU for SLURM: either a count (`gpu`) or a gres string naming the model (`gres`), not both.
 TRAIN_GPU = {"gpu": config["resources"]["train_gpu"]}
 if config["resources"]["train_gres"]:
     TRAIN_GPU = {"gres": config["resources"]["train_gres"]}
+# cnn_lstm_rgb reads each instance's clip, named by the pose rule's output. A function, so
+# that Snakemake does not expand its {video_id} as a wildcard of these rules.
+CLIP_PATTERN = lambda wildcards: str(rules.pose.output.clip)
+
+
+# train.compare: further model types on the same split and seed, each in model/<type>/.
+COMPARE = config["train"]["compare"]
+
+
+# The train section as a run of each model type sees it: without `compare` and without the
+# knobs of other model types, so that adding or tuning a compared model type trains only that
+# one (Snakemake reruns a job whose params changed).
+TRAIN_OPTIONS = {
+    kind: {
+        **{key: value for key, value in config["train"].items() if key != "compare"},
+        "model_type": kind,
+        "model": {kind: config["train"]["model"][kind]},
+    }
+    for kind in (config["train"]["model_type"], *COMPARE)
+}
+# The evaluation page's comparison table: model type -> its metrics and train summary.
+COMPARED = (
+    {
+        config["train"]["model_type"]: (
+            res("model/metrics.json"),
+            res("model/train_summary.json"),
+        ),
+        **{
+            kind: (
+                res(f"model/{kind}/metrics.json"),
+                res(f"model/{kind}/train_summary.json"),
+            )
+            for kind in COMPARE
+        },
+    }
+    if COMPARE
+    else {}
+)
+
+
+wildcard_constraints:
+    model_type="|".join(COMPARE) or "no-model-type",
 
 
 # The train, evaluate and global_stats jobs read the features of the kept instances: the
@@ -50,6 +96,9 @@ rule train:
         ),
         config=res("model/train_config.json"),
         tensorboard=directory(res("model/tensorboard")),
+        # What `signpose recognise` reruns on a new video: every step's options, the stats.
+        chain=res("model/pipeline.json"),
+        model_stats=res("model/global_stats.npz"),
     log:
         res("logs/train/train.log"),
     conda:
@@ -60,9 +109,29 @@ rule train:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime"],
     params:
-        options=config["train"],
+        options=TRAIN_OPTIONS[config["train"]["model_type"]],
+        clips=CLIP_PATTERN,
+        chain={key: config[key] for key in ("clip", "pose", "features")},
     script:
         "../scripts/train.py"
+
+
+use rule train as train_compare with:
+    output:
+        model=res("model/{model_type}/model.keras"),
+        labels=res("model/{model_type}/labels.json"),
+        history=res("model/{model_type}/history.csv"),
+        curves=res("model/{model_type}/training_curves.png"),
+        summary=res("model/{model_type}/train_summary.json"),
+        config=res("model/{model_type}/train_config.json"),
+        tensorboard=directory(res("model/{model_type}/tensorboard")),
+    log:
+        res("logs/train/{model_type}.log"),
+    params:
+        options=lambda wc: TRAIN_OPTIONS[wc.model_type],
+        clips=CLIP_PATTERN,
+        # `signpose recognise` reads model/ (the configured model type) only.
+        chain=None,
 
 
 rule evaluate:
@@ -73,6 +142,7 @@ rule evaluate:
         labels=res("model/labels.json"),
         summary=res("model/train_summary.json"),
         config=res("model/train_config.json"),
+        chain=res("model/pipeline.json"),
     output:
         **TFLITE,
         metrics=report(
@@ -85,6 +155,7 @@ rule evaluate:
             caption="../report/confusion.rst",
             category="Training",
         ),
+        predictions=res("model/predictions.csv"),
     log:
         res("logs/evaluate/evaluate.log"),
     conda:
@@ -94,6 +165,31 @@ rule evaluate:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=60,
     params:
-        options=config["train"],
+        options=TRAIN_OPTIONS[config["train"]["model_type"]],
+        clips=CLIP_PATTERN,
     script:
         "../scripts/evaluate.py"
+
+
+use rule evaluate as evaluate_compare with:
+    input:
+        instances=res("tables/instances.csv"),
+        stats=res("stats/global_stats.npz"),
+        model=res("model/{model_type}/model.keras"),
+        labels=res("model/{model_type}/labels.json"),
+        summary=res("model/{model_type}/train_summary.json"),
+        config=res("model/{model_type}/train_config.json"),
+    output:
+        **(
+            {"tflite": res("model/{model_type}/model.tflite")}
+            if config["train"]["tflite"]
+            else {}
+        ),
+        metrics=res("model/{model_type}/metrics.json"),
+        confusion=res("model/{model_type}/confusion_matrix.png"),
+        predictions=res("model/{model_type}/predictions.csv"),
+    log:
+        res("logs/evaluate/{model_type}.log"),
+    params:
+        options=lambda wc: TRAIN_OPTIONS[wc.model_type],
+        clips=CLIP_PATTERN,

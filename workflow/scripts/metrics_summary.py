@@ -7,4 +7,5 @@ metrics_summary_job(
     snakemake.input.instances,
     snakemake.output[0],
     snakemake.params.groups,
+    snakemake.params.runs,
 )

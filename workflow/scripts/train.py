@@ -9,4 +9,6 @@ train_job(
     snakemake.params.options,
     # TensorFlow stays within the job's threads (its SLURM allocation).
     snakemake.threads,
+    snakemake.params.clips,
+    snakemake.params.chain,
 )

@@ -290,13 +290,30 @@ def crop_pad(seq: np.ndarray, seq_len: int) -> np.ndarray:
 
 
 def _one(seq: np.ndarray, seq_len: int, mode: str) -> np.ndarray:
-    seq = np.asarray(seq, dtype=np.float32)
-    if seq.ndim != 2 or len(seq) == 0:
-        raise ValueError(f"expected a (frames >= 1, features) array, got shape {seq.shape}")
-    lengths = np.array([len(seq)], dtype=np.int64)
-    split = Split(seq, np.zeros(1, dtype=np.int64), lengths, np.zeros(1, np.int32), [""])
-    pos, valid = sample_positions(lengths, seq_len, mode)
+    split = split_of([seq])
+    pos, valid = sample_positions(split.lengths, seq_len, mode)
     return gather_frames(split, np.zeros(1, dtype=np.int64), pos, valid)[0]
+
+
+def split_of(seqs: Sequence[np.ndarray]) -> Split:
+    """Sequences already in memory (e.g. the features of new videos) as an unlabelled split."""
+    seqs = [np.asarray(seq, dtype=np.float32) for seq in seqs]
+    for seq in seqs:
+        if seq.ndim != 2 or len(seq) == 0:
+            raise ValueError(f"expected a (frames >= 1, features) array, got shape {seq.shape}")
+    lengths = np.array([len(seq) for seq in seqs], dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    n = len(seqs)
+    return Split(np.concatenate(seqs), offsets, lengths, np.zeros(n, np.int32), [""] * n)
+
+
+def top_k(probs: np.ndarray, k: int = 5) -> np.ndarray:
+    """Class ids of the k most probable classes of each row, most probable first.
+
+    A stable sort on -p: equal probabilities keep class-id order, so every caller (evaluate,
+    `signpose recognise`) ranks ties the same way.
+    """
+    return np.argsort(-probs, axis=-1, kind="stable")[..., : min(k, probs.shape[-1])]
 
 
 def class_counts(split: Split, n_classes: int) -> np.ndarray:

@@ -1,21 +1,24 @@
-"""Evaluation of a trained model: metrics, confusion matrix, TFLite export."""
+"""Evaluation of a trained model: metrics, predictions, confusion matrix, TFLite exports."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
 from signpose.files import write_text_atomic
-from signpose.training import data, plots
+from signpose.training import data, landmarks_model, pipeline, plots, rgb
 from signpose.training.config import TrainConfig
 from signpose.training.fit import limit_threads
-from signpose.training.tflite import export_tflite, tflite_agreement
+from signpose.training.tflite import export_tflite, tflite_agreement, tflite_seconds_per_clip
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class Trained:
     labels: str | os.PathLike
     summary: str | os.PathLike
     config: str | os.PathLike
+    # The chain the workflow recorded (recognise.record_chain); None: no landmarks TFLite.
+    chain: str | os.PathLike | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,9 @@ class EvaluateOutputs:
     metrics: str | os.PathLike  # JSON, the dict `evaluate` returns
     confusion: str | os.PathLike  # PNG
     tflite: str | os.PathLike | None = None  # batch-1 TFLite model; None: no export
+    predictions: str | os.PathLike | None = None  # CSV, the top-5 of every item; None: none
+    # Raw Holistic landmarks in (signpose.training.landmarks_model); needs Trained.chain.
+    landmarks_tflite: str | os.PathLike | None = None
 
 
 # The split whose confusion matrix is drawn and on which TFLite is checked, in preference order.
@@ -51,16 +59,19 @@ def split_metrics(
     n = len(y_true)
     metrics: dict[str, Any] = {"n_evaluated": n}
     if n == 0:
-        keys = ("top1", "top5", "mean_per_class_top1", "majority_baseline_top1")
+        keys = ("loss", "top1", "top5", "mean_per_class_top1", "majority_baseline_top1")
         return metrics | dict.fromkeys(keys) | {"per_class": {}}
     k = min(5, probs.shape[1])
     hit1 = probs.argmax(axis=1) == y_true
+    # Sparse categorical crossentropy, probabilities clipped at 1e-7 as Keras does.
+    loss = float(-np.log(np.clip(probs[np.arange(n), y_true], 1e-7, 1.0)).mean())
     topk = np.argpartition(-probs, k - 1, axis=1)[:, :k]
     per_class = {
         labels[c]: {"n": int((y_true == c).sum()), "top1": float(hit1[y_true == c].mean())}
         for c in np.unique(y_true)
     }
     return metrics | {
+        "loss": loss,
         "top1": float(hit1.mean()),
         "top5": float((topk == y_true[:, None]).any(axis=1).mean()),  # top-k, k = min(5, classes)
         "mean_per_class_top1": float(np.mean([v["top1"] for v in per_class.values()])),
@@ -82,6 +93,12 @@ def _majority_class(summary: dict[str, Any], labels: Sequence[str]) -> int | Non
 
 def _check_config(trained: dict[str, Any], model: keras.Model, cfg: TrainConfig) -> None:
     # Evaluating with other inputs than training silently ruins every prediction.
+    if pipeline.is_rgb(cfg):
+        k = cfg.knobs
+        expected = (k["frames"], k["image_size"], k["image_size"], 3)
+        if tuple(model.input_shape[1:]) != expected:
+            raise ValueError(f"model takes frames {model.input_shape[1:]}, cfg gives {expected}")
+        return
     if model.input_shape[1] != cfg.seq_len:
         raise ValueError(f"model takes {model.input_shape[1]} frames but cfg.seq_len={cfg.seq_len}")
     if model.input_shape[2] != data.input_width(cfg):
@@ -105,9 +122,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate a trained model on each named split (e.g. {"val": [...], "test": [...]}).
 
-    Writes the metrics, the confusion matrix (test, else val, else the first non-empty split;
-    a placeholder when every split is empty) and, when `out.tflite` is given, the TFLite
-    model plus its agreement with Keras on that split.
+    Writes the metrics, the top-5 predictions of every item, the confusion matrix (test, else
+    val, else the first non-empty split; a placeholder when every split is empty) and, when
+    `out.tflite` is given, the TFLite model plus its agreement with Keras on that split (and,
+    with `out.landmarks_tflite`, the raw-landmarks TFLite model).
     Items whose gloss the model was not trained on are excluded and counted per split.
     """
     limit_threads(cfg.threads)
@@ -121,12 +139,14 @@ def evaluate(
     result: dict[str, Any] = {"n_classes": len(labels), "chance_top1": 1 / len(labels)}
     result["splits"] = {}
     chosen: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
+    predictions: list[tuple[Any, ...]] = []
     for name, items in split_items.items():
-        split = data.load_split(items, index)
-        inputs = data.make_inputs(split, stats, cfg)
-        probs = model.predict(inputs, batch_size=cfg.batch_size, verbose=0) if len(split) else None
+        split = pipeline.load_split(items, index, cfg)
+        inputs, probs = _predict(model, split, stats, cfg)
         metrics = split_metrics(split.labels, probs, labels, majority)
         result["splits"][name] = split.counts | metrics
+        if probs is not None:
+            predictions += top_k_rows(name, split, probs, labels)
         # Only the preferred split's inputs are kept: WLASL2000 inputs run to hundreds of MB.
         if len(split) and (chosen is None or _split_rank(name) < _split_rank(chosen[0])):
             chosen = (name, inputs, split.labels, probs.argmax(axis=1))
@@ -144,9 +164,61 @@ def evaluate(
         if chosen is not None:
             info |= {"split": chosen[0], "n": len(chosen[1])}
             info["agreement"] = tflite_agreement(out.tflite, model, chosen[1])
+            info["ms_per_clip"] = 1000 * tflite_seconds_per_clip(out.tflite, chosen[1])
         result["tflite"] = info
+    if out.landmarks_tflite is not None:
+        if trained.chain is None:
+            raise ValueError("the landmarks TFLite model needs the recorded chain (Trained.chain)")
+        result["tflite_landmarks"] = landmarks_model.export_with_chain(
+            trained.chain, model, stats, cfg, out.landmarks_tflite
+        )
+    if out.predictions is not None:
+        write_predictions(out.predictions, predictions)
     write_text_atomic(out.metrics, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     return result
+
+
+# RGB clips decoded for the TFLite check: frames of every clip of a split do not fit in memory.
+_RGB_TFLITE_CLIPS = 16
+
+
+def _predict(
+    model: keras.Model, split, stats: data.Stats, cfg: TrainConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs kept for the TFLite check, class probabilities) of one split."""
+    if not len(split):
+        return np.zeros((0,)), None
+    if pipeline.is_rgb(cfg):
+        probs = model.predict(pipeline.evaluation_data(split, stats, cfg), verbose=0)
+        k = cfg.knobs
+        kept = [rgb.sample_frames(p, k["frames"], k["image_size"])
+                for p in split.paths[:_RGB_TFLITE_CLIPS]]  # fmt: skip
+        return np.stack(kept), probs
+    inputs = data.make_inputs(split, stats, cfg)
+    return inputs, model.predict(inputs, batch_size=cfg.batch_size, verbose=0)
+
+
+PREDICTION_COLUMNS = ("split", "video_id", "gloss", "rank", "prediction", "probability")
+
+
+def top_k_rows(
+    split_name: str, split: data.Split, probs: np.ndarray, labels: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """predictions.csv rows of one split: the top-5 glosses of each item with probabilities."""
+    rows = []
+    for path, y, p, ranked in zip(split.paths, split.labels, probs, data.top_k(probs), strict=True):
+        for rank, c in enumerate(ranked, start=1):
+            # Probabilities keep every digit of a float32.
+            rows.append((split_name, Path(path).stem, labels[y], rank, labels[c], f"{p[c]:.9g}"))
+    return rows
+
+
+def write_predictions(path: Path, rows: Sequence[Sequence[Any]]) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")  # glosses are free text: csv quotes them
+    writer.writerow(PREDICTION_COLUMNS)
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())
 
 
 def _split_rank(name: str) -> tuple[int, str]:

@@ -18,9 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from signpose.files import atomic_path, write_text_atomic
-from signpose.training import data, pipeline, plots
+from signpose.training import data, pipeline, plots, rgb
 from signpose.training.config import TrainConfig
-from signpose.training.models import build_model, compile_model
+from signpose.training.models import build_model, compile_model, set_backbone_trainable
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,11 @@ def _callbacks(
             monitor=loss_key, factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6
         ),
         keras.callbacks.CSVLogger(str(out.history)),
-        keras.callbacks.TensorBoard(log_dir=str(out.tensorboard)),
+        # Weight histograms every epoch, as the training guide has it, when asked (they cost
+        # time and disk on big models).
+        keras.callbacks.TensorBoard(
+            log_dir=str(out.tensorboard), histogram_freq=int(cfg.tensorboard_histograms)
+        ),
     ]
 
 
@@ -153,6 +157,27 @@ def _best_epoch(history: dict[str, list[float]], acc_key: str, loss_key: str) ->
     return i + 1, acc
 
 
+def _fine_tune(
+    model: keras.Model, cfg: TrainConfig, n_classes: int, history: dict[str, list[float]],
+    fit_args: dict[str, Any],
+) -> dict[str, list[float]]:  # fmt: skip
+    """The second phase of cnn_lstm_rgb: the backbone unfrozen, at a lower learning rate.
+
+    The same callbacks go on: the best checkpoint of either phase is kept, the history file
+    is appended to, and the epochs are numbered on from the frozen phase.
+    """
+    set_backbone_trainable(model, True)
+    compile_model(model, cfg, n_classes, cfg.knobs["fine_tune_learning_rate"])
+    for callback in fit_args["callbacks"]:
+        if isinstance(callback, keras.callbacks.CSVLogger):
+            callback.append = True
+    done = len(history.get("loss", []))
+    more = model.fit(
+        initial_epoch=done, epochs=done + cfg.knobs["fine_tune_epochs"], **fit_args
+    ).history
+    return {key: list(history.get(key, [])) + list(more.get(key, [])) for key in history}
+
+
 def train(
     train_items: Sequence[data.Item],
     val_items: Sequence[data.Item],
@@ -174,28 +199,36 @@ def train(
     shutil.rmtree(out.tensorboard, ignore_errors=True)
     _checkpoint(Path(out.model)).unlink(missing_ok=True)  # left by a run that was killed
 
+    weights = None
+    if pipeline.is_rgb(cfg):  # first: an offline "imagenet" fails before any data is read
+        weights = rgb.backbone_weights(
+            cfg.knobs["weights"], cfg.knobs["alpha"], cfg.knobs["image_size"]
+        )
     all_glosses = data.build_label_map(train_items)
     stats = data.load_stats(stats_path, cfg.std_floor)
-    train_split = data.load_split(train_items, {g: i for i, g in enumerate(all_glosses)})
+    index = {g: i for i, g in enumerate(all_glosses)}
+    train_split = pipeline.load_split(train_items, index, cfg)
     if len(train_split) == 0:
         raise ValueError(f"no usable training items: {train_split.counts}")
     labels = data.drop_unseen_classes(train_split, all_glosses)
-    val_split = data.load_split(val_items, {g: i for i, g in enumerate(labels)})
+    val_split = pipeline.load_split(val_items, {g: i for i, g in enumerate(labels)}, cfg)
     data.write_labels(out.labels, labels)
     _write_json(out.config, cfg.to_dict())
 
     steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
-    model = build_model(cfg, len(labels), steps_per_epoch)
+    model = build_model(cfg, len(labels), steps_per_epoch, weights)
     compile_model(model, cfg, len(labels))
     has_val = len(val_split) > 0
-    history = model.fit(
-        pipeline.train_dataset(train_split, stats, cfg),
-        validation_data=pipeline.eval_dataset(val_split, stats, cfg) if has_val else None,
-        epochs=cfg.epochs,
-        callbacks=_callbacks(out, cfg, has_val),
-        shuffle=False,  # the dataset shuffles itself, repeatably
-        verbose=2,
-    ).history
+    fit_args = {
+        "x": pipeline.training_data(train_split, stats, cfg),
+        "validation_data": pipeline.evaluation_data(val_split, stats, cfg) if has_val else None,
+        "callbacks": _callbacks(out, cfg, has_val),
+        "shuffle": False,  # the dataset shuffles itself, repeatably
+        "verbose": 2,
+    }
+    history = model.fit(epochs=cfg.epochs, **fit_args).history
+    if pipeline.is_rgb(cfg) and cfg.knobs["fine_tune_epochs"] > 0:
+        history = _fine_tune(model, cfg, len(labels), history, fit_args)
     _finalise_model(Path(out.model), model)
     plots.training_curves(history, out.curves)
 
@@ -216,8 +249,8 @@ def train(
         "monitor": monitor,
         "best_epoch": best_epoch,
         "best_value": best_value,
-        "train": data.describe(train_split),
-        "val": data.describe(val_split),
+        "train": pipeline.describe(train_split),
+        "val": pipeline.describe(val_split),
         "train_class_counts": {g: int(n) for g, n in zip(labels, counts, strict=True)},
     }
     _write_json(out.summary, summary)

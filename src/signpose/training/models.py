@@ -212,7 +212,61 @@ def build_lstm(
     return keras.Model(inputs, outputs, name="lstm")
 
 
-def build_model(cfg: TrainConfig, n_classes: int, steps_per_epoch: int = 1) -> keras.Model:
+BACKBONE = "backbone"
+
+
+def build_cnn_lstm_rgb(
+    n_classes: int, knobs: dict[str, Any], weights: str | None = None
+) -> keras.Model:
+    """The training guide's RGB model: MobileNetV2 on each frame, then two LSTMs.
+
+    Per frame (TimeDistributed): MobileNetV2 without its top, global average pooling and a
+    dense head; then LSTM -> batch norm -> dropout, twice, dense, dense, softmax. Input: uint8
+    frames (frames, size, size, 3), rescaled to MobileNetV2's [-1, 1] inside the model. A
+    pretrained backbone starts frozen (`set_backbone_trainable` unfreezes it for fine-tuning).
+    `weights`: "imagenet", a weights file, or None (see rgb.backbone_weights).
+    """
+    frames, size = knobs["frames"], knobs["image_size"]
+    backbone = keras.applications.MobileNetV2(
+        input_shape=(size, size, 3), alpha=knobs["alpha"], include_top=False,
+        weights=weights, pooling="avg",
+    )  # fmt: skip
+    # Pretrained weights start frozen (the guide); random ones train from the start: a frozen
+    # random MobileNetV2 gives features of about 1e-12 whatever the image.
+    backbone.trainable = weights is None
+    per_frame = keras.Sequential(
+        [keras.Input((size, size, 3)), layers.Rescaling(1 / 127.5, offset=-1.0), backbone,
+         layers.Dense(knobs["frame_dim"], activation="relu", name="frame_head")],
+        name=BACKBONE,
+    )  # fmt: skip
+    inputs = keras.Input((frames, size, size, 3), name="frames")
+    x = layers.TimeDistributed(per_frame, name="per_frame")(inputs)
+    lstms = (knobs["lstm_units"], knobs["lstm2_units"])
+    for i, units in enumerate(lstms):
+        x = layers.LSTM(units, return_sequences=i < len(lstms) - 1, name=f"lstm_{i}")(x)
+        x = layers.BatchNormalization(name=f"lstm_{i}_bn")(x)
+        x = layers.Dropout(knobs["dropout"])(x)
+    for i, units in enumerate((knobs["dense_units"], knobs["dense2_units"])):
+        x = layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        x = layers.Dropout(knobs["dropout"])(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name="cnn_lstm_rgb")
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
+    """Freeze or unfreeze MobileNetV2 (its batch norms stay in inference mode when frozen)."""
+    per_frame = model.get_layer("per_frame").layer
+    next(
+        layer for layer in per_frame.layers if isinstance(layer, keras.Model)
+    ).trainable = trainable
+
+
+def build_model(
+    cfg: TrainConfig, n_classes: int, steps_per_epoch: int = 1, weights: str | None = None
+) -> keras.Model:
+    """The model of `cfg.model_type`; `weights` only concerns cnn_lstm_rgb's backbone."""
+    if cfg.model_type == "cnn_lstm_rgb":
+        return build_cnn_lstm_rgb(n_classes, cfg.knobs, weights)
     width = input_width(cfg)
     if cfg.model_type == "lstm":
         return build_lstm(cfg.seq_len, n_classes, cfg.knobs, width)
@@ -238,12 +292,18 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         return {**super().get_config(), **cfg}
 
 
-def compile_model(model: keras.Model, cfg: TrainConfig, n_classes: int) -> None:
+def compile_model(
+    model: keras.Model, cfg: TrainConfig, n_classes: int, learning_rate: float | None = None
+) -> None:
+    """Adam (at `learning_rate`, default cfg's), crossentropy, top-1 and top-5 accuracy."""
     loss: keras.losses.Loss = keras.losses.SparseCategoricalCrossentropy()
     if cfg.label_smoothing > 0:
         loss = SmoothedSparseCrossentropy(n_classes, cfg.label_smoothing)
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        # No XLA for the RGB model: compiling MobileNetV2's backward pass on a CPU made the
+        # first fine-tuning epoch take 610 s against 2 s for the next one.
+        jit_compile=False if cfg.model_type == "cnn_lstm_rgb" else "auto",
+        optimizer=keras.optimizers.Adam(learning_rate or cfg.learning_rate),
         loss=loss,
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
+from signpose.training import data, rgb
 from signpose.training.config import TrainConfig
 from signpose.training.data import Split, Stats, input_width, make_batch
 
@@ -104,3 +105,38 @@ def eval_dataset(split: Split, stats: Stats, cfg: TrainConfig) -> tf.data.Datase
         deterministic=True,
     )
     return ds.map(_with_shapes(cfg)).cache().prefetch(tf.data.AUTOTUNE).with_options(_options(cfg))
+
+
+# --- one interface over both kinds of input: landmark features and RGB frames ------------------
+
+
+is_rgb = rgb.is_rgb
+
+
+def load_split(items, label_index, cfg: TrainConfig) -> Split | rgb.ClipSplit:
+    """Items are (npy, gloss) for landmark models and (clip, gloss) for cnn_lstm_rgb."""
+    return rgb.load_clip_split(items, label_index) if is_rgb(cfg) else data.load_split(
+        items, label_index
+    )  # fmt: skip
+
+
+def training_data(split, stats: Stats, cfg: TrainConfig) -> tf.data.Dataset:
+    if is_rgb(cfg):
+        k = cfg.knobs
+        return rgb.clip_dataset(split, k["frames"], k["image_size"], cfg.batch_size, cfg.seed,
+                                cfg.threads)  # fmt: skip
+    return train_dataset(split, stats, cfg)
+
+
+def evaluation_data(split, stats: Stats, cfg: TrainConfig) -> tf.data.Dataset:
+    """Un-augmented batches in split order (RGB frames are decoded again on every pass: a
+    split's frames do not fit in memory at WLASL size)."""
+    if is_rgb(cfg):
+        k = cfg.knobs
+        return rgb.clip_dataset(split, k["frames"], k["image_size"], cfg.batch_size, None,
+                                cfg.threads)  # fmt: skip
+    return eval_dataset(split, stats, cfg)
+
+
+def describe(split) -> dict:
+    return dict(split.counts) if isinstance(split, rgb.ClipSplit) else data.describe(split)

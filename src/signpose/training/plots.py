@@ -18,12 +18,17 @@ def _save(fig: Figure, path: str | os.PathLike) -> None:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
 
 
-def training_curves(history: Mapping[str, Sequence[float]], path: str | os.PathLike) -> None:
-    """Loss and top-1 accuracy per epoch, train and (when there is any) validation."""
-    fig = Figure(figsize=(10, 4))
-    for ax, metric, title in zip(
-        fig.subplots(1, 2), ("loss", "accuracy"), ("loss", "top-1 accuracy"), strict=True
-    ):
+CURVES = (("loss", "loss"), ("accuracy", "top-1 accuracy"), ("top5", "top-5 accuracy"))
+
+
+def training_curves(history: Mapping[str, Sequence[float]], path: str | os.PathLike) -> list[str]:
+    """Loss, top-1 and top-5 accuracy per epoch, train and (when there is any) validation.
+
+    Returns each panel's title and the curves drawn in it, e.g. "loss: train, val".
+    """
+    panels = []
+    fig = Figure(figsize=(15, 4))
+    for ax, (metric, title) in zip(fig.subplots(1, len(CURVES)), CURVES, strict=True):
         for key, label in ((metric, "train"), (f"val_{metric}", "val")):
             if history.get(key):
                 values = list(history[key])
@@ -32,7 +37,9 @@ def training_curves(history: Mapping[str, Sequence[float]], path: str | os.PathL
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
+        panels.append(f"{title}: {', '.join(t.get_text() for t in ax.get_legend().get_texts())}")
     _save(fig, path)
+    return panels
 
 
 def placeholder(path: str | os.PathLike, message: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import warnings
+import time
 from typing import Any
 
 import keras
@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from signpose.files import atomic_path
+from signpose.training import lite_runtime
 
 
 def export_tflite(model: keras.Model, path: str | os.PathLike) -> dict[str, Any]:
@@ -42,10 +43,7 @@ def export_tflite(model: keras.Model, path: str | os.PathLike) -> dict[str, Any]
 
 def tflite_predict(path: str | os.PathLike, inputs: np.ndarray) -> np.ndarray:
     """Class probabilities from the .tflite, one instance at a time."""
-    with warnings.catch_warnings():
-        # tf.lite.Interpreter warns that it moves to ai_edge_litert; it is what TF 2.19 ships.
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter = lite_runtime.interpreter(path)
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]["index"]
     out = interpreter.get_output_details()[0]["index"]
@@ -66,3 +64,19 @@ def tflite_agreement(
     keras_top = model.predict(inputs, batch_size=batch_size, verbose=0).argmax(axis=-1)
     lite_top = tflite_predict(path, inputs).argmax(axis=-1)
     return float(np.mean(keras_top == lite_top))
+
+
+def tflite_seconds_per_clip(
+    path: str | os.PathLike, inputs: np.ndarray, n: int = 16, threads: int = 1
+) -> float:
+    """Median seconds of one clip through the .tflite on `threads` CPU threads (as on a phone)."""
+    interpreter = lite_runtime.interpreter(path, threads)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]["index"]
+    seconds = []
+    for x in inputs[:n]:
+        interpreter.set_tensor(inp, x[None].astype(np.float32))
+        started = time.perf_counter()
+        interpreter.invoke()
+        seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds)) if seconds else float("nan")
