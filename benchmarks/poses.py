@@ -260,7 +260,8 @@ def fixed_costs(clip: str, repeats: int = 3) -> dict:
 
 
 def job_start(pose: Path, work: Path, repeats: int = 5) -> dict:
-    """Wall seconds of one features job, which is almost all start-up: cold and forked warm."""
+    """Wall seconds of one features job over a shard of one instance, which is almost all
+    start-up: cold and forked warm."""
     folder = work / "job-start"
     folder.mkdir()
     env = {**os.environ, "TMPDIR": str(folder)}
@@ -270,8 +271,9 @@ def job_start(pose: Path, work: Path, repeats: int = 5) -> dict:
     options = json.dumps(with_defaults({}, "features"))
 
     def once(i: int, server: str) -> float:
-        named = {"log": f"{i}.log", "pose": str(pose), "features": f"{i}.npy", "qc": f"{i}.json",
-                 "clean": f"{i}.pose", "video_id": "x", "options": options}  # fmt: skip
+        files = {"pose": str(pose), "features": f"{i}.npy", "clean_pose": f"{i}.pose"}
+        named = {"log": f"{i}.log", "video_ids": json.dumps(["x"]), "files": json.dumps(files),
+                 "qc": f"{i}.jsonl", "options": options}  # fmt: skip
         args = ["features", *(a for k, v in named.items() for a in (f"--{k}", v))]
         start = time.perf_counter()
         subprocess.run([PYTHON, str(script), *args], cwd=folder, check=True,
