@@ -3,13 +3,13 @@ import os
 
 from signpose.download import mirror as download_mirror
 from signpose.download.options import check_cookies_file, job_minutes
-from signpose.jobs import download as download_job
+from signpose.jobs import download as download_command
 
 # A broken cookies file stops the run here, not in every download job.
 check_cookies_file(config["download"]["cookies_file"])
 # What a download job reads of the config, in the environment its jobs inherit; neither params
 # nor the command, which would download every source again when an option changes.
-os.environ[download_job.CONFIG_ENV] = json.dumps(
+os.environ[download_command.CONFIG_ENV] = json.dumps(
     {"download": config["download"], "dataset": config["dataset"]}, sort_keys=True
 )
 
