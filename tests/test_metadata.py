@@ -427,3 +427,67 @@ def test_report_groups_name_metadata_columns_by_their_own_names(tmp_path, write_
     wl = load({"metadata": str(write_json(wlasl(GOOD, other)))})
     assert metadata.group_columns(wl, ["extra_field", "source"]) == [
         "meta_extra_field", "meta_source"]  # fmt: skip
+
+
+def signer_independent(path, seed=0, subset=None) -> metadata.Dataset:
+    return load({"metadata": str(path), "subset": subset, "split": "signer_independent",
+                 "seed": seed})  # fmt: skip
+
+
+def signers_by_split(ds: metadata.Dataset) -> dict[str, set[str]]:
+    return {s: {ds.instances[v].signer_id for v in ds.by_split(s)} for s in metadata.SPLITS}
+
+
+@needs(WLASL_300)
+def test_the_signer_independent_split_of_wlasl_keeps_signers_apart_and_glosses_trained():
+    official = load({"metadata": str(WLASL_300), "subset": 100})
+    overlap = signers_by_split(official)
+    assert overlap["train"] & overlap["test"]  # the official split shares signers
+    ds = signer_independent(WLASL_300, subset=100)
+    assert set(ds.instances) == set(official.instances)
+    by_split = signers_by_split(ds)
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not by_split[a] & by_split[b], (a, b)
+    trained = {ds.instances[v].gloss for v in ds.by_split("train")}
+    assert trained == {i.gloss for i in ds.instances.values()}  # every gloss has train clips
+    _, train, val, test = counts(ds)
+    assert train > val > 0 and train > test > 0
+    assert ds.split_note.startswith("signer-independent split (dataset.seed 0): obtained train ")
+    assert f"({train}/{val}/{test} of {len(ds.instances)} instances, " in ds.split_note
+    # reproducible by seed, and another seed is another split
+    again, other = signer_independent(WLASL_300, subset=100), signer_independent(WLASL_300, 1, 100)
+    assert {v: i.split for v, i in again.instances.items()} == {
+        v: i.split for v, i in ds.instances.items()}  # fmt: skip
+    assert {v: i.split for v, i in other.instances.items()} != {
+        v: i.split for v, i in ds.instances.items()}  # fmt: skip
+
+
+def instance(vid: str, gloss: str, signer: str) -> metadata.Instance:
+    return metadata.Instance(vid, gloss, "train", "u", "s", 1, -1, 25.0, None, signer, "local")
+
+
+def test_a_gloss_without_train_gets_a_signer_moved_to_train_unless_a_split_would_empty():
+    fractions = {"train": 0.5, "val": 0.25}
+    # signers s0..s19 with one video each of gloss "a"; s0 also signs "b" twice. Whatever the
+    # hash draws, "b" gets train instances (s0 moves to train, or is there already) unless s0
+    # is alone in its split.
+    rows = [instance(f"v{i}", "a", f"s{i}") for i in range(20)]
+    rows += [instance("b1", "b", "s0"), instance("b2", "b", "s0")]
+    rows = {r.video_id: r for r in rows}
+    moved = 0
+    for seed in range(20):
+        split = metadata.assign_splits(rows, fractions, seed, stratify=True)
+        plain = metadata.assign_splits(rows, fractions, seed)
+        assert split["b1"].split == split["b2"].split == split["v0"].split
+        alone = sum(i.split == plain["v0"].split for i in plain.values()) == 3
+        assert split["v0"].split == ("train" if not alone else plain["v0"].split)
+        moved += plain["v0"].split != split["v0"].split
+        # only s0 ever moves
+        assert sum(split[v].split != plain[v].split for v in rows) in (0, 3)
+    assert moved  # some seed drew s0 outside train
+    # one signer per gloss: moving any would empty its split, so the glosses stay untrained
+    alone = {f"v{i}": instance(f"v{i}", f"g{i}", f"s{i}") for i in range(3)}
+    seed = next(seed for seed in range(100) if {i.split for i in metadata.assign_splits(
+        alone, fractions, seed).values()} == {"train", "val", "test"})  # fmt: skip
+    plain = metadata.assign_splits(alone, fractions, seed)
+    assert metadata.assign_splits(alone, fractions, seed, stratify=True) == plain
