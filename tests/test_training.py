@@ -388,8 +388,8 @@ def test_training_curves_have_a_top5_panel(tmp_path):
     history = {"loss": [2.0, 1.0], "val_loss": [2.1, 1.5], "accuracy": [0.2, 0.5],
                "val_accuracy": [0.1, 0.4], "top5": [0.6, 0.9], "val_top5": [0.5, 0.8]}  # fmt: skip
     panels = plots.training_curves(history, tmp_path / "curves.png")
-    assert panels == ["loss: train, val", "top-1 accuracy: train, val",
-                      "top-5 accuracy: train, val"]  # fmt: skip
+    assert panels == ["loss: train, val (selection)", "top-1 accuracy: train, val (selection)",
+                      "top-5 accuracy: train, val (selection)"]  # fmt: skip
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 

@@ -128,6 +128,58 @@ def test_demo_produces_every_stage(demo):
 
 
 @pytest.mark.slow
+def test_demo_metrics_count_every_listed_instance(demo):
+    table = pd.read_csv(demo / "tables" / "instances.csv", dtype=str, keep_default_na=False)
+    metrics = json.loads((demo / "model" / "metrics.json").read_text())
+    for name, figures in metrics["splits"].items():
+        rows = table[table["split"] == name]
+        with_features = rows["status"].isin(["kept", "low_quality"])
+        assert figures["n_listed"] == len(rows)
+        assert figures["n_with_features"] == figures["n_items"] == with_features.sum()
+        hits = figures["top1"] * figures["n_evaluated"]
+        assert figures["top1_all"] == pytest.approx(hits / len(rows))
+        assert figures["top1_all"] <= figures["top1"]
+        trained = set(table[(table["split"] == "train") & (table["status"] == "kept")]["signer_id"])
+        assert figures["n_signer_seen_in_train"] == rows["signer_id"].isin(trained - {""}).sum()
+        # the demo has 5 classes or fewer: top-5 would be 1.0 by construction
+        assert metrics["n_classes"] > 5 or figures["top5"] is figures["top5_all"] is None
+    page = (demo / "report" / "metrics.html").read_text(encoding="utf-8")
+    assert "<td>val (selection)</td>" in page and "top-1 of all listed" in page
+
+
+@pytest.mark.slow
+def test_seeds_train_once_each_and_keep_the_best_on_val(demo, tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(demo, results, symlinks=True)  # the demo's poses and tables, times kept
+    overlay = tmp_path / "overlay.json"
+    overlay.write_text(json.dumps({"results_dir": str(results),
+                                   "train": {"seeds": [3, 4], "epochs": 8}}))  # fmt: skip
+    plan = job_counts(snakemake("-n", "--configfile", str(overlay)).stdout)
+    assert plan["train_seed"] == plan["evaluate_seed"] == 2 and "train" not in plan
+    assert plan["select_seed"] == plan["evaluate"] == 1 and "pose" not in plan
+    snakemake("--cores", "2", "--configfile", str(overlay))
+    over = json.loads((results / "model" / "seeds.json").read_text())
+    runs = {s: json.loads((results / "model" / "seeds" / str(s) / "metrics.json").read_text())
+            for s in (3, 4)}  # fmt: skip
+    val = {s: runs[s]["splits"]["val"] for s in runs}
+    best = max(runs, key=lambda s: (val[s]["top1"], -val[s]["loss"], -s))
+    assert over["kept_seed"] == best
+    kept = results / "model" / "seeds" / str(best)
+    assert (results / "model" / "model.keras").read_bytes() == (kept / "model.keras").read_bytes()
+    metrics = json.loads((results / "model" / "metrics.json").read_text())
+    assert metrics["splits"]["test"]["top1"] == runs[best]["splits"]["test"]["top1"]
+    tops = [runs[s]["splits"]["test"]["top1"] for s in runs]
+    assert over["test"]["top1"]["mean"] == pytest.approx(np.mean(tops))
+    low, high = over["test"]["top1"]["ci95"]
+    assert low <= np.mean(tops) <= high
+    page = (results / "report" / "metrics.html").read_text(encoding="utf-8")
+    assert "<h2>Over seeds" in page and f"seed <b>{best}</b>" in page
+    assert (results / "model" / "pipeline.json").exists()  # what `signpose recognise` reads
+
+
+@pytest.mark.slow
 def test_demo_second_dry_run_has_nothing_to_do(demo):
     proc = snakemake("-n", "--config", f"results_dir={demo}")
     assert "Nothing to be done" in proc.stdout + proc.stderr
