@@ -141,7 +141,7 @@ def test_null_figures_read_n_a_and_the_seeds_give_mean_sd_and_interval():
     assert "<td>0.333</td>" in row
     assert "<b>0.500 ± 0.100 (95% interval 0.300–0.700)</b>" in page
     assert "of all listed: 0.400 ± n/a (95% interval n/a)" in page
-    assert "seed <b>2</b>" in page and "<th>val (selection) top1</th>" in page
+    assert "seed <b>2</b>" in page and "<th>val (selection) top-1</th>" in page
 
 
 def with_category() -> pd.DataFrame:

@@ -259,8 +259,9 @@ def seeds_section(over: dict) -> str:
             f"every seed). The model in model/ is seed <b>{over['kept_seed']}</b>'s, kept for "
             f"its {html.escape(over['kept_by'])}.</p>")  # fmt: skip
     rows = pd.DataFrame(over["per_seed"]).T.apply(pd.to_numeric)
-    # "val_top1" -> "val (selection) top1"
-    rows.columns = [split_label(c.split("_", 1)[0]) + " " + c.split("_", 1)[1] for c in rows]
+    # "val_top1_all" -> "val (selection) top-1 of all listed"
+    rows.columns = [f"{split_label(name)} {SPLIT_FIGURES[key]}"
+                    for name, key in (c.split("_", 1) for c in rows)]  # fmt: skip
     return text + table(rows.rename_axis("seed").reset_index(), na_rep=UNDEFINED)
 
 

@@ -113,7 +113,7 @@ def summarise(
         per_seed[str(seed)] = {
             f"{name}_{key}": splits.get(name, {}).get(key)
             for name in ("val", split)
-            for key in ("top1", "top1_all", "top5", "loss")
+            for key in ("top1", "top1_all", "loss")
         }
     kept = best_seed({s: m["splits"].get("val", {}) for s, m in zip(seeds, metrics, strict=True)})
     listed = metrics[0]["splits"].get(split, {}).get("n_listed", test_hits.shape[1])
