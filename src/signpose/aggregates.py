@@ -138,25 +138,27 @@ def evaluate_job(instances_csv: str, stats_path: str, trained: dict[str, str],
     log.info("metrics: %s", json.dumps(metrics)[:2000])
 
 
-def select_seed_job(folders: dict[int, str], stats_path: str, out: dict[str, str],
-                    chain: dict) -> None:  # fmt: skip
-    """`train.seeds`: `folders` holds each seed's training run and evaluation (seed -> its
-    folder). The run best on val is copied to `out` (a file of the same name in its folder
-    for each of the fields of TrainOutputs), with the recorded chain (`chain`, `model_stats`)
-    as `train_job` writes it; `out["seeds"]` gets each seed's figures and their spread."""
+def select_seed_job(seeds: list[int], metrics_paths: list[str], stats_path: str,
+                    out: dict[str, str], chain: dict) -> None:  # fmt: skip
+    """`train.seeds`: each seed's evaluation (`metrics_paths`, in the order of `seeds`) has its
+    training run and predictions.csv beside it. The run best on val is copied to `out` (a
+    file of the same name in its folder for each of the fields of TrainOutputs), with the
+    recorded chain (`chain`, `model_stats`) as `train_job` writes it; `out["seeds"]` gets
+    each seed's figures and their spread."""
     import shutil
 
     from signpose import recognise
-    from signpose.training import seeds
+    from signpose.training import seeds as over_seeds
 
     out = dict(out)
     written = {key: out.pop(key) for key in ("chain", "model_stats", "seeds")}
+    folders = {seed: Path(path).parent for seed, path in zip(seeds, metrics_paths, strict=True)}
     order = list(folders)
-    metrics = [json.loads(Path(folders[s], "metrics.json").read_text("utf-8")) for s in order]
-    predictions = [str(Path(folders[s], "predictions.csv")) for s in order]
-    hits = [seeds.top1_hits(seeds.read_predictions(p), "test") for p in predictions]
-    spread = seeds.summarise(order, metrics, seeds.hits_matrix(hits, predictions))
-    kept = Path(folders[spread["kept_seed"]])
+    metrics = [json.loads(Path(path).read_text("utf-8")) for path in metrics_paths]
+    predictions = [str(folders[s] / "predictions.csv") for s in order]
+    hits = [over_seeds.top1_hits(over_seeds.read_predictions(p), "test") for p in predictions]
+    spread = over_seeds.summarise(order, metrics, over_seeds.hits_matrix(hits, predictions))
+    kept = folders[spread["kept_seed"]]
     for target in out.values():
         source = kept / Path(target).name
         if source.is_dir():

@@ -91,7 +91,6 @@ rule metrics_summary:
     params:
         groups=GROUP_COLUMNS,
         runs=COMPARED,
-        seeds=res("model/seeds.json") if SEEDS else None,
     script:
         "../scripts/metrics_summary.py"
 

@@ -251,7 +251,7 @@ use rule evaluate as evaluate_seed with:
 
 
 # What select_seed reads of each seed's run: its evaluation and every file train writes.
-SEED_FILES = ["metrics.json", "predictions.csv", "model.keras", "labels.json", "history.csv",
+SEED_FILES = ["predictions.csv", "model.keras", "labels.json", "history.csv",
               "training_curves.png", "train_summary.json", "train_config.json", "tensorboard"]  # fmt: skip
 
 
@@ -263,6 +263,8 @@ if SEEDS:
     rule select_seed:
         input:
             stats=res("stats/global_stats.npz"),
+            # one per seed, in the order of train.seeds: the job finds each run beside it
+            metrics=expand(res("model/seeds/{seed}/metrics.json"), seed=SEEDS),
             runs=expand(res("model/seeds/{seed}/{name}"), seed=SEEDS, name=SEED_FILES),
         output:
             model=res("model/model.keras"),
@@ -300,7 +302,7 @@ if SEEDS:
             mem_mb=2000,
             runtime=10,
         params:
-            folders={seed: res(f"model/seeds/{seed}") for seed in SEEDS},
+            seeds=SEEDS,
             chain={key: config[key] for key in ("clip", "pose", "features")},
         script:
             "../scripts/select_seed.py"

@@ -8,5 +8,5 @@ metrics_summary_job(
     snakemake.output[0],
     snakemake.params.groups,
     snakemake.params.runs,
-    snakemake.params.seeds,
+    next(iter(snakemake.input.seeds), None),
 )
