@@ -126,7 +126,7 @@ def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
         raise MetadataError(f"{path}: no instances (a run over nothing is a mistake)")
     fractions = cfg["split_fractions"]
     if cfg["split"] == "signer_independent":
-        instances = assign_splits(instances, fractions, cfg["seed"], stratify=True)
+        instances = assign_splits(instances, fractions, cfg["seed"], balance=True)
         notes = (obtained_split(instances, cfg["seed"]), split_shortfall(instances, fractions))
         return Dataset(instances, urls_of(instances), "; ".join(filter(None, notes)))
     if cfg["format"] == "csv" and not cfg["csv"]["split_column"]:
@@ -377,28 +377,50 @@ def assign_splits(
     instances: dict[str, Instance],
     fractions: Mapping[str, float],
     seed: int,
-    stratify: bool = False,
+    balance: bool = False,
 ) -> dict[str, Instance]:
     """Deterministic, signer-aware split: every instance of one signer lands in one split.
 
     A signer (or, without signer ids, a video) is placed by a hash of (seed, signer), so adding
-    recordings never moves existing ones between splits. With `stratify`, a gloss left without
-    a train instance then gets some: of its signers, the one with the fewest instances moves to
-    train, unless that would empty the split it leaves (then the gloss stays without).
+    recordings never moves existing ones between splits. With `balance` (the signer-independent
+    protocol), the signers are taken in the order of that hash instead, each into the split
+    furthest below its share of the instances (WLASL's signers range from 1 to 245 instances
+    of WLASL100: placed by the hash alone, test got 3% of them), and then a gloss left without
+    a train instance gets some (`give_every_gloss_train`).
     """
-    train, val = fractions["train"], fractions["val"]
     unit_of = {vid: inst.signer_id or vid for vid, inst in instances.items()}
-    place = {}
+    draw = {}
     for key in dict.fromkeys(unit_of.values()):
         digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-        u = int.from_bytes(digest[:8], "big") / 2**64
-        place[key] = "train" if u < train else "val" if u < train + val else "test"
-    if stratify:
+        draw[key] = int.from_bytes(digest[:8], "big") / 2**64
+    shares = {"train": fractions["train"], "val": fractions["val"]}
+    shares["test"] = max(0.0, 1 - shares["train"] - shares["val"])
+    if balance:
+        place = balanced_places(Counter(unit_of.values()), sorted(draw, key=draw.get), shares)
         give_every_gloss_train(instances, unit_of, place)
+    else:
+        train, val = shares["train"], shares["val"]
+        place = {key: "train" if u < train else "val" if u < train + val else "test"
+                 for key, u in draw.items()}  # fmt: skip
     return {
         vid: Instance(**{**as_dict(inst), "split": place[unit_of[vid]]})
         for vid, inst in instances.items()
     }
+
+
+def balanced_places(
+    size: Mapping[str, int], order: Iterable[str], shares: Mapping[str, float]
+) -> dict[str, str]:
+    """Signer -> split: in `order`, each signer (of `size` instances) into the split whose
+    instances are furthest below its share of the total (ties: train, val, test)."""
+    total = sum(size.values())
+    got = dict.fromkeys(SPLITS, 0)
+    place = {}
+    for unit in order:
+        split = max(SPLITS, key=lambda s: shares[s] * total - got[s])
+        got[split] += size[unit]
+        place[unit] = split
+    return place
 
 
 def give_every_gloss_train(
