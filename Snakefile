@@ -38,6 +38,8 @@ rule all:
         res("report/skeletons.png"),
         res("report/lexicon.html"),
         [res("report/groups.png")] if GROUP_COLUMNS else [],
+        # a target of its own: results made without train.seeds have every other file
+        [res("model/seeds.json")] if SEEDS else [],
 
 
 # After a failed or interrupted run, the way back (README, "What is stale, and resuming").

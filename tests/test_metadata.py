@@ -427,3 +427,68 @@ def test_report_groups_name_metadata_columns_by_their_own_names(tmp_path, write_
     wl = load({"metadata": str(write_json(wlasl(GOOD, other)))})
     assert metadata.group_columns(wl, ["extra_field", "source"]) == [
         "meta_extra_field", "meta_source"]  # fmt: skip
+
+
+def signer_independent(path, seed=0, subset=None) -> metadata.Dataset:
+    return load({"metadata": str(path), "subset": subset, "split": "signer_independent",
+                 "seed": seed})  # fmt: skip
+
+
+def signers_by_split(ds: metadata.Dataset) -> dict[str, set[str]]:
+    return {s: {ds.instances[v].signer_id for v in ds.by_split(s)} for s in metadata.SPLITS}
+
+
+@needs(WLASL_300)
+def test_the_signer_independent_split_of_wlasl_keeps_signers_apart_and_glosses_trained():
+    official = load({"metadata": str(WLASL_300), "subset": 100})
+    overlap = signers_by_split(official)
+    assert overlap["train"] & overlap["test"]  # the official split shares signers
+    ds = signer_independent(WLASL_300, subset=100)
+    assert set(ds.instances) == set(official.instances)
+    by_split = signers_by_split(ds)
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not by_split[a] & by_split[b], (a, b)
+    trained = {ds.instances[v].gloss for v in ds.by_split("train")}
+    assert trained == {i.gloss for i in ds.instances.values()}  # every gloss has train clips
+    n, train, val, test = counts(ds)
+    # WLASL's signers are of very different sizes: placed by size, the shares still hold
+    for got, share in ((train, 0.8), (val, 0.1), (test, 0.1)):
+        assert abs(got / n - share) < 0.03, (train, val, test)
+    assert ds.split_note.startswith("signer-independent split (dataset.seed 0): obtained train ")
+    assert f"({train}/{val}/{test} of {len(ds.instances)} instances, " in ds.split_note
+    # reproducible by seed, and another seed is another split
+    again, other = signer_independent(WLASL_300, subset=100), signer_independent(WLASL_300, 1, 100)
+    assert {v: i.split for v, i in again.instances.items()} == {
+        v: i.split for v, i in ds.instances.items()}  # fmt: skip
+    assert {v: i.split for v, i in other.instances.items()} != {
+        v: i.split for v, i in ds.instances.items()}  # fmt: skip
+
+
+def instance(vid: str, gloss: str, signer: str) -> metadata.Instance:
+    return metadata.Instance(vid, gloss, "train", "u", "s", 1, -1, 25.0, None, signer, "local")
+
+
+def test_a_gloss_without_train_gets_its_smallest_signer_moved_unless_a_split_would_empty():
+    # s0 signs "a" once and "b" twice; s1..s19 sign "a" once each; "c" by s16 (twice) and s17
+    rows = [instance("v0", "a", "s0"), instance("b1", "b", "s0"), instance("b2", "b", "s0")]
+    rows += [instance(f"v{i}", "a", f"s{i}") for i in range(1, 20)]
+    rows += [instance("c1", "c", "s16"), instance("c2", "c", "s16"), instance("c3", "c", "s17")]
+    rows = {r.video_id: r for r in rows}
+    unit_of = {v: r.signer_id for v, r in rows.items()}
+    place = {"s0": "test", **{f"s{i}": "train" if i <= 10 else "val" if i <= 15 else "test"
+                              for i in range(1, 20)}}  # fmt: skip
+    before = dict(place)
+    metadata.give_every_gloss_train(rows, unit_of, place)
+    assert place == before | {"s0": "train", "s17": "train"}  # "b" and "c" now have train
+    # one signer per gloss: moving any would empty its split, so the glosses stay untrained
+    alone = {f"v{i}": instance(f"v{i}", f"g{i}", f"s{i}") for i in range(3)}
+    place = {"s0": "train", "s1": "val", "s2": "test"}
+    metadata.give_every_gloss_train(alone, {v: r.signer_id for v, r in alone.items()}, place)
+    assert place == {"s0": "train", "s1": "val", "s2": "test"}
+
+
+def test_balanced_places_fill_each_split_to_its_share_in_the_order_given():
+    size = {"big": 8, "a": 1, "b": 1, "c": 1, "d": 1}
+    shares = {"train": 0.6, "val": 0.2, "test": 0.2}
+    assert metadata.balanced_places(size, ["a", "big", "b", "c", "d"], shares) == {
+        "a": "train", "big": "train", "b": "val", "c": "test", "d": "val"}  # fmt: skip

@@ -3,13 +3,13 @@ from __future__ import annotations
 import pandas as pd
 
 from signpose.summary import accuracy_by_group, dataset_html, metrics_html, reasons_table
-from signpose.tables import funnel_table, read_funnel, write_csv
+from signpose.tables import funnel_table, read_funnel, split_counts, write_csv
 
 
 def instances() -> pd.DataFrame:
-    def row(vid, split, status, stage, reason="", frames=50.0, **flags):
+    def row(vid, split, status, stage, reason="", frames=50.0, signer="s1", **flags):
         posed = status in ("kept", "low_quality")
-        return {"video_id": vid, "gloss": "book", "split": split,
+        return {"video_id": vid, "gloss": "book", "split": split, "signer_id": signer,
                 "site": "youtube", "status": status, "stage": stage, "reason": reason,
                 "downloaded": flags.get("downloaded", True), "clipped": flags.get("clipped", True),
                 "posed": posed, "frames": frames if posed else None,
@@ -18,10 +18,11 @@ def instances() -> pd.DataFrame:
     return pd.DataFrame([
         row("v1", "train", "kept", "features", frames=40),
         row("v2", "train", "kept", "features", frames=60),
-        row("v3", "train", "low_quality", "features", "min_hand_ratio", frames=30),
+        row("v3", "train", "low_quality", "features", "min_hand_ratio", frames=30, signer="s2"),
         row("v4", "test", "dead", "download", "http_404", downloaded=False, clipped=False),
-        row("v5", "test", "dead", "download", "http_404", downloaded=False, clipped=False),
-        row("v6", "val", "dead", "clip", "trim_outside_video", clipped=False),
+        row("v5", "test", "dead", "download", "http_404", downloaded=False, clipped=False,
+            signer=""),
+        row("v6", "val", "dead", "clip", "trim_outside_video", clipped=False, signer="s2"),
     ])  # fmt: skip
 
 
@@ -75,8 +76,9 @@ def test_metrics_page_has_every_split_the_baseline_tflite_and_each_class():
         "tflite": {"split": "test", "n": 3, "agreement": 1.0},
     }  # fmt: skip
     page = metrics_html(metrics)
-    for text in ("<td>val</td>", "<td>test</td>", "<td>0.667</td>", "majority-class top-1",
-                 "on 100.0% of the 3 test items", "<td>drink</td>", "test top1"):  # fmt: skip
+    for text in ("<td>val (selection)</td>", "<td>test</td>", "<td>0.667</td>",
+                 "majority-class top-1", "on 100.0% of the 3 test items", "<td>drink</td>",
+                 "test top1", "val (selection) top1", "the <b>selection split</b>"):  # fmt: skip
         assert text in page
 
 
@@ -87,6 +89,20 @@ def test_a_split_note_and_the_shares_are_on_the_dataset_page(tmp_path):
     assert "<h2>Splits" in page and f"<b>Note:</b> {note}." in page
     assert "<td>train</td>\n      <td>3</td>\n      <td>0.5</td>" in page
     assert "Note:" not in dataset_html(instances(), funnel, "demo")
+
+
+def test_signer_overlap_is_counted_per_split_against_the_signers_trained_on(tmp_path):
+    # s1 signs the kept train clips; s2 only a low_quality one, which training leaves out
+    assert split_counts(instances()) == {
+        "train": {"n_listed": 3, "n_with_features": 3, "n_signer_known": 3,
+                  "n_signer_seen_in_train": 2},
+        "val": {"n_listed": 1, "n_with_features": 0, "n_signer_known": 1,
+                "n_signer_seen_in_train": 0},
+        "test": {"n_listed": 2, "n_with_features": 0, "n_signer_known": 1,
+                 "n_signer_seen_in_train": 1}}  # fmt: skip
+    page = dataset_html(instances(), funnel_csv_of(instances(), tmp_path), "demo")
+    assert "<th>signer seen in train</th>" in page
+    assert "<td>test</td>\n      <td>2</td>\n      <td>0.333</td>\n      <td>1</td>\n" in page
 
 
 def test_unevaluated_splits_are_said_with_their_counts():
@@ -105,6 +121,27 @@ def test_unevaluated_splits_are_said_with_their_counts():
             "train, the others without poses or frames); test is empty") in page  # fmt: skip
     assert "agreement with the Keras model was not checked" in page
     assert "No item was evaluated in any split." in page
+
+
+def test_null_figures_read_n_a_and_the_seeds_give_mean_sd_and_interval():
+    test = {"n_listed": 9, "n_with_features": 8, "n_evaluated": 7, "top1": 0.429,
+            "top5": None, "top1_all": 0.333, "top5_all": None, "per_class": {}}  # fmt: skip
+    metrics = {"n_classes": 5, "chance_top1": 0.2, "splits": {"test": test}}
+    over = {"seeds": [1, 2], "kept_seed": 2, "kept_by": "top-1 on val", "split": "test",
+            "test": {"top1": {"mean": 0.5, "sd": 0.1, "ci95": [0.3, 0.7]},
+                     "top1_all": {"mean": 0.4, "sd": None, "ci95": None}},
+            "bootstrap": {"resamples": 2000, "seed": 0},
+            "per_seed": {"1": {"val_top1": 0.5, "test_top1": 0.4},
+                         "2": {"val_top1": 0.6, "test_top1": 0.6}}}  # fmt: skip
+    page = metrics_html(metrics, over_seeds=over)
+    row = page[page.index("<td>test</td>") :]
+    row = row[: row.index("</tr>")]
+    assert "<td>9</td>" in row and "<td>8</td>" in row and "<td>7</td>" in row
+    assert row.count("<td>n/a</td>") >= 2  # top-5 and top-5 of all listed
+    assert "<td>0.333</td>" in row
+    assert "<b>0.500 ± 0.100 (95% interval 0.300–0.700)</b>" in page
+    assert "of all listed: 0.400 ± n/a (95% interval n/a)" in page
+    assert "seed <b>2</b>" in page and "<th>val (selection) top-1</th>" in page
 
 
 def with_category() -> pd.DataFrame:

@@ -323,11 +323,49 @@ def test_split_metrics_top_k_and_majority_baseline():
     probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1]])
     y = np.array([0, 1, 2, 1])
     m = split_metrics(y, probs, ["a", "b", "c"], majority=1)
-    assert m["top1"] == 0.5 and m["top5"] == 1.0  # top-k with k = min(5, 3)
+    assert m["top1"] == 0.5 and m["top5"] is None  # top-5 of 3 classes: 1.0 by construction
     assert m["majority_baseline_top1"] == 0.5
     assert m["per_class"] == {"a": {"n": 1, "top1": 1.0}, "b": {"n": 2, "top1": 0.5},
                               "c": {"n": 1, "top1": 0.0}}  # fmt: skip
     assert m["mean_per_class_top1"] == 0.5
+
+
+def test_top_k_is_null_up_to_k_classes_and_counted_above():
+    from signpose.training.evaluation import split_metrics
+
+    rng = np.random.default_rng(0)
+    for classes, expected in ((5, None), (6, 0.75)):
+        probs = rng.random((4, classes))
+        # true class: ranked 1st, 5th, 6th (if any) and 2nd
+        order = np.argsort(-probs, axis=1)
+        y = np.array([order[0, 0], order[1, 4], order[2, -1], order[3, 1]])
+        m = split_metrics(y, probs, [f"g{i}" for i in range(classes)], None)
+        assert m["top1"] == 0.25
+        if expected is None:
+            assert m["top5"] is None and m["top5_all"] is None
+        else:
+            assert m["top5"] == expected
+
+
+def test_top1_all_counts_every_listed_instance_that_was_not_scored_as_wrong():
+    from signpose.training.evaluation import split_metrics
+
+    labels = [f"g{i}" for i in range(6)]
+    probs = np.eye(6)[[0, 1, 2, 3]] + 0.01
+    probs[3, 0] = 0.5  # three right, the fourth second
+    m = split_metrics(np.array([0, 1, 2, 0]), probs, labels, None, n_listed=10)
+    assert (m["n_evaluated"], m["n_listed"]) == (4, 10)
+    assert m["top1"] == 0.75 and m["top1_all"] == 0.3
+    assert m["top5"] == 1.0 and m["top5_all"] == 0.4
+    # nothing scored: every listed instance is wrong; nothing listed: undefined
+    empty = split_metrics(np.zeros(0, int), np.zeros((0, 6)), labels, None, n_listed=3)
+    assert empty["top1"] is None and (empty["top1_all"], empty["top5_all"]) == (0.0, 0.0)
+    nothing = split_metrics(np.zeros(0, int), np.zeros((0, 6)), labels, None, n_listed=0)
+    assert nothing["top1_all"] is None
+    # without a listed count, the scored items are all there is
+    assert split_metrics(np.array([0]), probs[:1], labels, None)["top1_all"] == 1.0
+    with pytest.raises(ValueError, match="4 items scored but only 2 listed"):
+        split_metrics(np.array([0, 1, 2, 0]), probs, labels, None, n_listed=2)
 
 
 def test_split_metrics_loss_is_kerass_sparse_crossentropy():
@@ -350,8 +388,8 @@ def test_training_curves_have_a_top5_panel(tmp_path):
     history = {"loss": [2.0, 1.0], "val_loss": [2.1, 1.5], "accuracy": [0.2, 0.5],
                "val_accuracy": [0.1, 0.4], "top5": [0.6, 0.9], "val_top5": [0.5, 0.8]}  # fmt: skip
     panels = plots.training_curves(history, tmp_path / "curves.png")
-    assert panels == ["loss: train, val", "top-1 accuracy: train, val",
-                      "top-5 accuracy: train, val"]  # fmt: skip
+    assert panels == ["loss: train, val (selection)", "top-1 accuracy: train, val (selection)",
+                      "top-5 accuracy: train, val (selection)"]  # fmt: skip
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 

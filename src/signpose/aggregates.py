@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from signpose import layout, lexicon, metadata, paraphrase, plots, stats, summary, tables, tombstone
 from signpose.download import mirror
@@ -60,8 +61,11 @@ def lexicon_job(instances_csv: str, index: str, poses_out: str, split: str, kind
 
 def feature_items(instances_csv: str, split: str) -> list[tuple[str, str]]:
     """(npy path, gloss) of the kept instances of one split."""
-    kept = tables.kept(tables.read_instances(instances_csv), split)
-    return list(zip(kept["features_file"], kept["gloss"], strict=True))
+    return _items(tables.kept(tables.read_instances(instances_csv), split), "features_file")
+
+
+def _items(rows: pd.DataFrame, column: str) -> list[tuple[str, str]]:
+    return list(zip(rows[column], rows["gloss"], strict=True))
 
 
 def stats_job(instances_csv: str, target: str) -> None:
@@ -72,16 +76,19 @@ def stats_job(instances_csv: str, target: str) -> None:
     log.info("stats over %d train clips, %d frames", len(clips), int(result["lengths"].sum()))
 
 
-def model_items(instances_csv: str, split: str, cfg, clip_pattern: str) -> list[tuple[str, str]]:
-    """What the model of `cfg` reads of each kept instance of `split`: (features, gloss), or
-    for cnn_lstm_rgb (clip, gloss), the clip named by the pose rule's `clip_pattern`."""
+def model_items(instances: pd.DataFrame, split: str, cfg, clip_pattern: str,
+                scored: bool = False) -> list[tuple[str, str]]:  # fmt: skip
+    """What the model of `cfg` reads of each kept instance of `split` in the instance table
+    (with `scored`, of each one with features, low_quality too: what evaluation scores):
+    (features, gloss), or for cnn_lstm_rgb (clip, gloss), the clip named by the pose rule's
+    `clip_pattern`."""
     from signpose.training import rgb
 
+    rows = (tables.with_features if scored else tables.kept)(instances, split)
     if not rgb.is_rgb(cfg):
-        return feature_items(instances_csv, split)
-    kept = tables.kept(tables.read_instances(instances_csv), split)
-    clips = [clip_pattern.format(video_id=vid) for vid in kept["video_id"]]
-    return list(zip(clips, kept["gloss"], strict=True))
+        return _items(rows, "features_file")
+    clips = [clip_pattern.format(video_id=vid) for vid in rows["video_id"]]
+    return list(zip(clips, rows["gloss"], strict=True))
 
 
 def train_job(instances_csv: str, stats_path: str, out: dict[str, str], options: dict,
@@ -95,9 +102,10 @@ def train_job(instances_csv: str, stats_path: str, out: dict[str, str], options:
     out = dict(out)
     recorded = {key: out.pop(key) for key in ("chain", "model_stats")} if chain else {}
     cfg = training.TrainConfig.from_dict(options, threads)
+    instances = tables.read_instances(instances_csv)
     summary = training.train(
-        model_items(instances_csv, "train", cfg, clip_pattern),
-        model_items(instances_csv, "val", cfg, clip_pattern),
+        model_items(instances, "train", cfg, clip_pattern),
+        model_items(instances, "val", cfg, clip_pattern),
         stats_path,
         training.TrainOutputs(**out),
         cfg,
@@ -115,15 +123,52 @@ def evaluate_job(instances_csv: str, stats_path: str, trained: dict[str, str],
     from signpose import training
 
     cfg = training.TrainConfig.from_dict(options, threads)
-    items = {s: model_items(instances_csv, s, cfg, clip_pattern) for s in ("val", "test")}
+    splits = ("val", "test")
+    instances = tables.read_instances(instances_csv)
+    items = {s: model_items(instances, s, cfg, clip_pattern, scored=True) for s in splits}
+    counts = tables.split_counts(instances)
     metrics = training.evaluate(
         training.Trained(**trained),
         items,
         stats_path,
         training.EvaluateOutputs(**out),
         cfg,
+        {s: counts[s] for s in splits},
     )
     log.info("metrics: %s", json.dumps(metrics)[:2000])
+
+
+def select_seed_job(seeds: list[int], metrics_paths: list[str], stats_path: str,
+                    out: dict[str, str], chain: dict) -> None:  # fmt: skip
+    """`train.seeds`: each seed's evaluation (`metrics_paths`, in the order of `seeds`) has its
+    training run and predictions.csv beside it. The run best on val is copied to `out` (a
+    file of the same name in its folder for each of the fields of TrainOutputs), with the
+    recorded chain (`chain`, `model_stats`) as `train_job` writes it; `out["seeds"]` gets
+    each seed's figures and their spread."""
+    import shutil
+
+    from signpose import recognise
+    from signpose.training import seeds as over_seeds
+
+    out = dict(out)
+    written = {key: out.pop(key) for key in ("chain", "model_stats", "seeds")}
+    folders = {seed: Path(path).parent for seed, path in zip(seeds, metrics_paths, strict=True)}
+    order = list(folders)
+    metrics = [json.loads(Path(path).read_text("utf-8")) for path in metrics_paths]
+    predictions = [str(folders[s] / "predictions.csv") for s in order]
+    hits = [over_seeds.top1_hits(over_seeds.read_predictions(p), "test") for p in predictions]
+    spread = over_seeds.summarise(order, metrics, over_seeds.hits_matrix(hits, predictions))
+    kept = folders[spread["kept_seed"]]
+    for target in out.values():
+        source = kept / Path(target).name
+        if source.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+        else:
+            shutil.copyfile(source, target)
+    recognise.record_chain(chain, stats_path, written["chain"], written["model_stats"])
+    write_text_atomic(written["seeds"], json.dumps(spread, indent=1) + "\n")
+    log.info("seeds: kept %s of %s; test %s", spread["kept_seed"], order, spread["test"])
 
 
 def dataset_summary_job(instances_csv: str, funnel_csv: str, target: str, dataset_name: str,
@@ -134,16 +179,20 @@ def dataset_summary_job(instances_csv: str, funnel_csv: str, target: str, datase
 
 
 def metrics_summary_job(metrics_json: str, instances_csv: str, target: str, groups: list[str],
-                        runs: dict[str, tuple[str, str]] | None = None) -> None:  # fmt: skip
+                        runs: dict[str, tuple[str, str]] | None = None,
+                        seeds_json: str | None = None) -> None:  # fmt: skip
     """The evaluation page; `runs` (model type -> its metrics.json and train_summary.json)
-    adds the table that compares the model types trained on the same split."""
+    adds the table that compares the model types trained on the same split, `seeds_json`
+    (`train.seeds`: select_seed_job's summary) the figures over the seeds."""
     with open(metrics_json, encoding="utf-8") as f:
         metrics = json.load(f)
     compared = None
     if runs:
         compared = {kind: tuple(json.loads(Path(p).read_text(encoding="utf-8")) for p in paths)
                     for kind, paths in runs.items()}  # fmt: skip
-    page = summary.metrics_html(metrics, tables.read_instances(instances_csv), groups, compared)
+    over_seeds = json.loads(Path(seeds_json).read_text("utf-8")) if seeds_json else None
+    instances = tables.read_instances(instances_csv)
+    page = summary.metrics_html(metrics, instances, groups, compared, over_seeds)
     write_text_atomic(target, page)
 
 

@@ -25,6 +25,7 @@ import json
 import math
 import re
 import sys
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,10 +124,14 @@ def load(cfg: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
         instances[inst.video_id] = inst
     if not instances:
         raise MetadataError(f"{path}: no instances (a run over nothing is a mistake)")
+    fractions = cfg["split_fractions"]
+    if cfg["split"] == "signer_independent":
+        instances = assign_splits(instances, fractions, cfg["seed"], balance=True)
+        notes = (obtained_split(instances, cfg["seed"]), split_shortfall(instances, fractions))
+        return Dataset(instances, urls_of(instances), "; ".join(filter(None, notes)))
     if cfg["format"] == "csv" and not cfg["csv"]["split_column"]:
-        instances = assign_splits(instances, cfg["split_fractions"], cfg["seed"])
-        note = split_shortfall(instances, cfg["split_fractions"])
-        return Dataset(instances, urls_of(instances), note)
+        instances = assign_splits(instances, fractions, cfg["seed"])
+        return Dataset(instances, urls_of(instances), split_shortfall(instances, fractions))
     return Dataset(instances, urls_of(instances))
 
 
@@ -369,22 +374,91 @@ def parse_bbox(value: Any, where: str) -> tuple[float, float, float, float] | No
 
 
 def assign_splits(
-    instances: dict[str, Instance], fractions: Mapping[str, float], seed: int
+    instances: dict[str, Instance],
+    fractions: Mapping[str, float],
+    seed: int,
+    balance: bool = False,
 ) -> dict[str, Instance]:
     """Deterministic, signer-aware split: every instance of one signer lands in one split.
 
     A signer (or, without signer ids, a video) is placed by a hash of (seed, signer), so adding
-    recordings never moves existing ones between splits.
+    recordings never moves existing ones between splits. With `balance` (the signer-independent
+    protocol), the signers are taken in the order of that hash instead, each into the split
+    furthest below its share of the instances (WLASL's signers range from 1 to 245 instances
+    of WLASL100: placed by the hash alone, test got 3% of them), and then a gloss left without
+    a train instance gets some (`give_every_gloss_train`).
     """
-    train, val = fractions["train"], fractions["val"]
-    out = {}
-    for vid, inst in instances.items():
-        key = inst.signer_id or vid
+    unit_of = {vid: inst.signer_id or vid for vid, inst in instances.items()}
+    draw = {}
+    for key in dict.fromkeys(unit_of.values()):
         digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-        u = int.from_bytes(digest[:8], "big") / 2**64
-        split = "train" if u < train else "val" if u < train + val else "test"
-        out[vid] = Instance(**{**as_dict(inst), "split": split})
-    return out
+        draw[key] = int.from_bytes(digest[:8], "big") / 2**64
+    shares = {"train": fractions["train"], "val": fractions["val"]}
+    shares["test"] = max(0.0, 1 - shares["train"] - shares["val"])
+    if balance:
+        place = balanced_places(Counter(unit_of.values()), sorted(draw, key=draw.get), shares)
+        give_every_gloss_train(instances, unit_of, place)
+    else:
+        train, val = shares["train"], shares["val"]
+        place = {key: "train" if u < train else "val" if u < train + val else "test"
+                 for key, u in draw.items()}  # fmt: skip
+    return {
+        vid: Instance(**{**as_dict(inst), "split": place[unit_of[vid]]})
+        for vid, inst in instances.items()
+    }
+
+
+def balanced_places(
+    size: Mapping[str, int], order: Iterable[str], shares: Mapping[str, float]
+) -> dict[str, str]:
+    """Signer -> split: in `order`, each signer (of `size` instances) into the split whose
+    instances are furthest below its share of the total (ties: train, val, test)."""
+    total = sum(size.values())
+    got = dict.fromkeys(SPLITS, 0)
+    place = {}
+    for unit in order:
+        split = max(SPLITS, key=lambda s: shares[s] * total - got[s])
+        got[split] += size[unit]
+        place[unit] = split
+    return place
+
+
+def give_every_gloss_train(
+    instances: Mapping[str, Instance], unit_of: Mapping[str, str], place: dict[str, str]
+) -> None:
+    """In place: move signers (`place`: signer -> split) to train until every gloss has a train
+    instance where that empties no split; glosses in metadata order, so the result is a
+    function of the metadata and the seed alone."""
+    size = Counter(unit_of.values())  # instances per signer
+    per_split = Counter(place[unit] for unit in unit_of.values())  # instances per split
+    signers: dict[str, dict[str, None]] = defaultdict(dict)  # gloss -> its signers, in order
+    for vid, inst in instances.items():
+        signers[inst.gloss][unit_of[vid]] = None
+    for units in signers.values():
+        if any(place[unit] == "train" for unit in units):
+            continue
+        movable = [unit for unit in units if per_split[place[unit]] > size[unit]]
+        if movable:
+            unit = min(movable, key=size.__getitem__)  # the first of the smallest
+            per_split[place[unit]] -= size[unit]
+            per_split["train"] += size[unit]
+            place[unit] = "train"
+
+
+def obtained_split(instances: Mapping[str, Instance], seed: int) -> str:
+    """One line for the signer-independent split: the shares obtained, the signers per split
+    (none in two), and the glosses left without a train instance."""
+    counts = Counter(i.split for i in instances.values())
+    units = {s: {i.signer_id or v for v, i in instances.items() if i.split == s} for s in SPLITS}
+    trained = {i.gloss for i in instances.values() if i.split == "train"}
+    untrained = len({i.gloss for i in instances.values()} - trained)
+    return (
+        f"signer-independent split (dataset.seed {seed}): obtained "
+        + "/".join(f"{s} {counts[s] / len(instances):.2f}" for s in SPLITS)
+        + f" ({'/'.join(str(counts[s]) for s in SPLITS)} of {len(instances)} instances, "
+        + "/".join(str(len(units[s])) for s in SPLITS)
+        + f" signers); {untrained} glosses without a train instance"
+    )
 
 
 def split_shortfall(instances: Mapping[str, Instance], fractions: Mapping[str, float]) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from signpose.metadata import META_PREFIX, SPLITS
-from signpose.tables import FUNNEL
+from signpose.tables import FUNNEL, split_counts
 
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -29,11 +29,26 @@ def page(title: str, sections: list[tuple[str, str]]) -> str:
     return f"<!DOCTYPE html>\n<html>{head}<body><h1>{title}</h1>\n{body}</body></html>\n"
 
 
-def table(df: pd.DataFrame) -> str:
+def table(df: pd.DataFrame, na_rep: str = "—") -> str:
     # Metadata strings (glosses, URLs) end up in these cells: always escape them.
     return df.to_html(
-        index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}", na_rep="—"
+        index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}", na_rep=na_rep
     )
+
+
+# A figure that is not defined (null in metrics.json: top-5 with 5 classes or fewer, top-1 of
+# an empty split) reads as such on the evaluation page.
+UNDEFINED = "n/a"
+# The split the checkpoint, early stopping and the learning-rate schedule watch.
+SELECTION = "val"
+SELECTION_NOTE = ("<p>val is the <b>selection split</b>: the checkpoint kept, early stopping and "
+                  "the learning-rate schedule all watch it, so its figures are optimistic. test "
+                  "is scored once, at the end.</p>")  # fmt: skip
+
+
+def split_label(name: str) -> str:
+    """A split's name as a page shows it: val is labelled as the selection split."""
+    return f"{name} (selection)" if name == SELECTION else name
 
 
 def reasons_table(instances: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
@@ -73,13 +88,25 @@ def qc_medians(instances: pd.DataFrame) -> pd.DataFrame:
 
 
 def splits_section(instances: pd.DataFrame, split_note: str) -> str:
-    """Instances per split and the share obtained; `split_note` says where a signer-aware
-    split missed the requested fractions."""
+    """Instances per split, the share obtained and how many have a signer the model trains on
+    (signer overlap); `split_note` says where a signer-aware split missed the requested
+    fractions, or what a signer-independent split obtained."""
     counts = instances["split"].value_counts().reindex(SPLITS, fill_value=0)
+    overlap = split_counts(instances)
     shares = pd.DataFrame({"split": SPLITS, "instances": counts.values,
-                           "share": (counts / max(1, counts.sum())).round(3).values})  # fmt: skip
+                           "share": (counts / max(1, counts.sum())).round(3).values,
+                           **{name: [overlap[s][key] for s in SPLITS]
+                              for key, name in SIGNER_FIGURES.items()}})  # fmt: skip
     note = f"<p><b>Note:</b> {html.escape(split_note)}.</p>" if split_note else ""
-    return note + table(shares)
+    return note + SIGNER_NOTE + table(shares)
+
+
+SIGNER_FIGURES = {"n_signer_known": "with a signer id",
+                  "n_signer_seen_in_train": "signer seen in train"}  # fmt: skip
+SIGNER_NOTE = (
+    "<p>A signer seen in train is one of a kept train instance: an instance of "
+    "another split by that signer measures recognition of a known signer.</p>"
+)
 
 
 def by_group_sections(
@@ -123,13 +150,21 @@ def dataset_html(instances: pd.DataFrame, funnel: pd.DataFrame, dataset_name: st
     )
 
 
-SPLIT_FIGURES = {"n_items": "items listed", "n_evaluated": "items evaluated",
-                 "n_excluded_unknown_gloss": "excluded (gloss not in train)",
-                 "n_skipped_tombstone": "skipped (no poses)",
-                 "n_skipped_empty": "skipped (no frames)",
+SPLIT_FIGURES = {"n_listed": "listed", "n_with_features": "with features",
+                 "n_evaluated": "scored",
+                 "n_excluded_unknown_gloss": "not scored: gloss not in train",
+                 "n_skipped_tombstone": "not scored: no poses",
+                 "n_skipped_empty": "not scored: no frames",
+                 "n_signer_seen_in_train": "signer seen in train",
                  "loss": "loss", "top1": "top-1", "top5": "top-5",
+                 "top1_all": "top-1 of all listed", "top5_all": "top-5 of all listed",
                  "mean_per_class_top1": "mean per-class top-1",
                  "majority_baseline_top1": "majority-class top-1"}  # fmt: skip
+SCORING_NOTE = ("<p>Every listed instance with features is scored, low_quality clips too; "
+                "top-1 and top-5 are over the scored ones, <i>of all listed</i> counts every "
+                "listed instance that could not be scored (no features, a gloss without train "
+                "clips) as wrong, as published WLASL figures do. Top-5 with 5 classes or fewer "
+                "is 1 by construction: n/a.</p>")  # fmt: skip
 
 
 def unevaluated_note(splits: dict[str, dict]) -> str:
@@ -139,7 +174,7 @@ def unevaluated_note(splits: dict[str, dict]) -> str:
     for name, figures in splits.items():
         if figures.get("n_evaluated"):
             continue
-        listed = figures.get("n_items", 0)
+        listed = figures.get("n_listed", figures.get("n_items", 0))
         if not listed:
             notes.append(f"{name} is empty (no instance in this split)")
         else:
@@ -174,7 +209,8 @@ def accuracy_by_group(metrics: dict, instances: pd.DataFrame, column: str) -> pd
             n = sum(c["n"] for c in classes)
             top1 = sum(c["n"] * c["top1"] for c in classes) / n
             mean_top1 = sum(c["top1"] for c in classes) / len(classes)
-            rows.append({"split": split, name: value, "classes": len(classes), "items": n,
+            rows.append({"split": split_label(split), name: value, "classes": len(classes),
+                         "items": n,
                          "top1": top1, "mean per-class top1": mean_top1})  # fmt: skip
     return pd.DataFrame(rows, columns=["split", name, "classes", "items", "top1",
                                        "mean per-class top1"])  # fmt: skip
@@ -183,7 +219,7 @@ def accuracy_by_group(metrics: dict, instances: pd.DataFrame, column: str) -> pd
 def comparison_table(runs: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
     """One row per model type: (metrics.json, train_summary.json) -> the figures compared.
 
-    Accuracy is on the test split (val when there is no test split).
+    Accuracy is on the test split (val, the selection split, when there is no test split).
     """
     rows = []
     for kind, (metrics, trained) in runs.items():
@@ -192,8 +228,8 @@ def comparison_table(runs: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
         figures = splits.get(split, {})
         lite = metrics.get("tflite", {})
         rows.append({
-            "model type": kind, "split": split, "top-1": figures.get("top1"),
-            "top-5": figures.get("top5"),
+            "model type": kind, "split": split_label(split), "top-1": figures.get("top1"),
+            "top-5": figures.get("top5"), "top-1 of all listed": figures.get("top1_all"),
             "mean per-class top-1": figures.get("mean_per_class_top1"),
             "parameters": trained["params"], "train time (s)": trained["seconds"],
             "TFLite MB": lite["bytes"] / 1e6 if "bytes" in lite else None,
@@ -202,31 +238,66 @@ def comparison_table(runs: dict[str, tuple[dict, dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seeds_section(over: dict) -> str:
+    """`train.seeds`: test top-1 over the seeds (mean ± sd, bootstrap interval), the seed kept
+    and each seed's figures, from model/seeds.json (`training.seeds.summarise`)."""
+    split, boot = over["split"], over["bootstrap"]
+
+    def spread(key: str) -> str:
+        f = over[split][key]
+        if f["mean"] is None:
+            return UNDEFINED
+        sd = UNDEFINED if f["sd"] is None else f"{f['sd']:.3f}"
+        ci = UNDEFINED if f["ci95"] is None else "{:.3f}–{:.3f}".format(*f["ci95"])
+        return f"{f['mean']:.3f} ± {sd} (95% interval {ci})"
+
+    seeds = ", ".join(map(str, over["seeds"]))
+    text = (f"<p>The model was trained once per seed ({seeds}) on the same split. {split} top-1: "
+            f"<b>{spread('top1')}</b>; of all listed: {spread('top1_all')} (mean ± sd over the "
+            f"seeds; the interval is a bootstrap of the seed-averaged top-1 over the {split} "
+            f"instances, {boot['resamples']} resamples, seed {boot['seed']}, the same draw for "
+            f"every seed). The model in model/ is seed <b>{over['kept_seed']}</b>'s, kept for "
+            f"its {html.escape(over['kept_by'])}.</p>")  # fmt: skip
+    rows = pd.DataFrame(over["per_seed"]).T.apply(pd.to_numeric)
+    # "val_top1_all" -> "val (selection) top-1 of all listed"
+    rows.columns = [f"{split_label(name)} {SPLIT_FIGURES[key]}"
+                    for name, key in (c.split("_", 1) for c in rows)]  # fmt: skip
+    return text + table(rows.rename_axis("seed").reset_index(), na_rep=UNDEFINED)
+
+
 def metrics_html(
     metrics: dict,
     instances: pd.DataFrame | None = None,
     groups: Sequence[str] = (),
     compared: dict[str, tuple[dict, dict]] | None = None,
+    over_seeds: dict | None = None,
 ) -> str:
     """The evaluation in `model/metrics.json` as tables: per split, then per class; with the
     instances table, per value of each `groups` column too. `compared` (model type -> its
     metrics and train summary) adds a first table comparing the model types trained on the
-    same split (`train.compare`)."""
+    same split (`train.compare`), `over_seeds` (model/seeds.json) the figures over the seeds
+    (`train.seeds`). Undefined figures (null) read n/a; val is labelled the selection split."""
     splits = metrics["splits"]
     overview = pd.DataFrame(
         {name: [splits[s].get(key) for s in splits] for key, name in SPLIT_FIGURES.items()},
-        index=list(splits),
-    ).apply(pd.to_numeric)  # an all-None column (an empty split) shows as "—" too
+        index=[split_label(s) for s in splits],
+    ).apply(pd.to_numeric)  # an all-None column (an empty split) shows as n/a too
     overview = overview.rename_axis("split")
     chance = f"{metrics['n_classes']} classes, chance top-1 {metrics['chance_top1']:.3g}."
-    accuracy = f"<p>{chance}</p>" + unevaluated_note(splits) + table(overview.reset_index())
+    accuracy = (f"<p>{chance}</p>" + SELECTION_NOTE + SCORING_NOTE + unevaluated_note(splits)
+                + table(overview.reset_index(), na_rep=UNDEFINED))  # fmt: skip
     sections = [("Accuracy per split", accuracy)]
+    if over_seeds:
+        sections.insert(0, ("Over seeds", seeds_section(over_seeds)))
     if compared:
-        sections.insert(0, ("Model types on the same split", table(comparison_table(compared))))
+        compared_table = table(comparison_table(compared), na_rep=UNDEFINED)
+        sections.insert(0, ("Model types on the same split", compared_table))
     if "tflite" in metrics:
         sections.append(("TFLite export", tflite_note(metrics["tflite"])))
     per_class = {
-        s: pd.DataFrame(splits[s]["per_class"]).T for s in splits if splits[s].get("per_class")
+        split_label(s): pd.DataFrame(splits[s]["per_class"]).T
+        for s in splits
+        if splits[s].get("per_class")
     }
     if per_class:
         by_class = pd.concat(per_class, axis=1)

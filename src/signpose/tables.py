@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from signpose.metadata import META_PREFIX, Dataset
+from signpose.metadata import META_PREFIX, SPLITS, Dataset
 
 STAGES = ("download", "clip", "pose", "features")
 FUNNEL = ("listed", "downloaded", "clipped", "posed", "kept")
@@ -143,5 +143,36 @@ def read_funnel(path: str | os.PathLike) -> pd.DataFrame:
 
 def kept(instances: pd.DataFrame, split: str) -> pd.DataFrame:
     """The kept instances of one split ("all" for every split), in table order."""
-    rows = instances[instances["status"] == "kept"]
+    return _of_split(instances[instances["status"] == "kept"], split)
+
+
+# Statuses of the instances whose features exist: `low_quality` clips are kept on disk, flagged.
+WITH_FEATURES = ("kept", "low_quality")
+
+
+def with_features(instances: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The instances of one split that have features, kept or flagged low_quality, in table
+    order: what evaluation scores (a published test figure counts every test clip; the QC
+    flag only keeps doubtful clips out of training)."""
+    return _of_split(instances[instances["status"].isin(WITH_FEATURES)], split)
+
+
+def _of_split(rows: pd.DataFrame, split: str) -> pd.DataFrame:
     return rows if split == "all" else rows[rows["split"] == split]
+
+
+def split_counts(instances: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per split: instances listed, with features, with a signer id, and with a signer seen in
+    training (one of a kept train instance, which the model trains on)."""
+    signed = instances["signer_id"].fillna("").astype(str) != ""
+    trained = set(kept(instances[signed], "train")["signer_id"])
+    out = {}
+    for split in SPLITS:
+        rows = instances["split"] == split
+        out[split] = {
+            "n_listed": int(rows.sum()),
+            "n_with_features": int((rows & instances["status"].isin(WITH_FEATURES)).sum()),
+            "n_signer_known": int((rows & signed).sum()),
+            "n_signer_seen_in_train": int((rows & instances["signer_id"].isin(trained)).sum()),
+        }
+    return out

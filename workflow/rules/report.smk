@@ -72,6 +72,8 @@ rule metrics_summary:
         metrics=res("model/metrics.json"),
         instances=res("tables/instances.csv"),
         compared=[path for run in COMPARED.values() for path in run],
+        # train.seeds: the figures over the seeds (select_seed)
+        seeds=[res("model/seeds.json")] if SEEDS else [],
     output:
         report(
             res("report/metrics.html"),

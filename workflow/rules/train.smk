@@ -34,12 +34,21 @@ CLIP_PATTERN = lambda wildcards: str(rules.pose.output.clip)
 COMPARE = config["train"]["compare"]
 
 
-# The train section as a run of each model type sees it: without `compare` and without the
-# knobs of other model types, so that adding or tuning a compared model type trains only that
-# one (Snakemake reruns a job whose params changed).
+# train.seeds: the configured model trained once per seed, each in model/seeds/<seed>/; the
+# run best on val is copied to model/ (select_seed). Empty: one run with train.seed, in model/.
+SEEDS = config["train"]["seeds"]
+
+
+# The train section as a run of each model type sees it: without `compare`, `seeds` and the
+# knobs of other model types, so that adding or tuning a compared model type (or adding a
+# seed) trains only that one (Snakemake reruns a job whose params changed).
 TRAIN_OPTIONS = {
     kind: {
-        **{key: value for key, value in config["train"].items() if key != "compare"},
+        **{
+            key: value
+            for key, value in config["train"].items()
+            if key not in ("compare", "seeds")
+        },
         "model_type": kind,
         "model": {kind: config["train"]["model"][kind]},
     }
@@ -65,8 +74,16 @@ COMPARED = (
 )
 
 
+# Each seed's run: the configured model type's options with that seed.
+SEED_OPTIONS = {
+    seed: {**TRAIN_OPTIONS[config["train"]["model_type"]], "seed": seed}
+    for seed in SEEDS
+}
+
+
 wildcard_constraints:
     model_type="|".join(COMPARE) or "no-model-type",
+    seed="|".join(map(str, SEEDS)) or "no-seed",
 
 
 # The train, evaluate and global_stats jobs read the features of the kept instances: the
@@ -193,3 +210,99 @@ use rule evaluate as evaluate_compare with:
     params:
         options=lambda wc: TRAIN_OPTIONS[wc.model_type],
         clips=CLIP_PATTERN,
+
+
+# train.seeds: one training run and one evaluation per seed (no TFLite: the run kept in model/
+# gets it from `evaluate`).
+use rule train as train_seed with:
+    output:
+        model=res("model/seeds/{seed}/model.keras"),
+        labels=res("model/seeds/{seed}/labels.json"),
+        history=res("model/seeds/{seed}/history.csv"),
+        curves=res("model/seeds/{seed}/training_curves.png"),
+        summary=res("model/seeds/{seed}/train_summary.json"),
+        config=res("model/seeds/{seed}/train_config.json"),
+        tensorboard=directory(res("model/seeds/{seed}/tensorboard")),
+    log:
+        res("logs/train/seed_{seed}.log"),
+    params:
+        options=lambda wc: SEED_OPTIONS[int(wc.seed)],
+        clips=CLIP_PATTERN,
+        chain=None,
+
+
+use rule evaluate as evaluate_seed with:
+    input:
+        instances=res("tables/instances.csv"),
+        stats=res("stats/global_stats.npz"),
+        model=res("model/seeds/{seed}/model.keras"),
+        labels=res("model/seeds/{seed}/labels.json"),
+        summary=res("model/seeds/{seed}/train_summary.json"),
+        config=res("model/seeds/{seed}/train_config.json"),
+    output:
+        metrics=res("model/seeds/{seed}/metrics.json"),
+        confusion=res("model/seeds/{seed}/confusion_matrix.png"),
+        predictions=res("model/seeds/{seed}/predictions.csv"),
+    log:
+        res("logs/evaluate/seed_{seed}.log"),
+    params:
+        options=lambda wc: SEED_OPTIONS[int(wc.seed)],
+        clips=CLIP_PATTERN,
+
+
+# What select_seed reads of each seed's run: its evaluation and every file train writes.
+SEED_FILES = ["predictions.csv", "model.keras", "labels.json", "history.csv",
+              "training_curves.png", "train_summary.json", "train_config.json", "tensorboard"]  # fmt: skip
+
+
+if SEEDS:
+
+    # With seeds, model/ is the run best on val (the selection split), not a run of its own.
+    ruleorder: select_seed > train
+
+    rule select_seed:
+        input:
+            stats=res("stats/global_stats.npz"),
+            # one per seed, in the order of train.seeds: the job finds each run beside it
+            metrics=expand(res("model/seeds/{seed}/metrics.json"), seed=SEEDS),
+            runs=expand(res("model/seeds/{seed}/{name}"), seed=SEEDS, name=SEED_FILES),
+        output:
+            model=res("model/model.keras"),
+            labels=res("model/labels.json"),
+            history=report(
+                res("model/history.csv"),
+                caption="../report/history.rst",
+                category="Training",
+            ),
+            curves=report(
+                res("model/training_curves.png"),
+                caption="../report/training_curves.rst",
+                category="Training",
+            ),
+            summary=report(
+                res("model/train_summary.json"),
+                caption="../report/train_summary.rst",
+                category="Training",
+            ),
+            config=res("model/train_config.json"),
+            tensorboard=directory(res("model/tensorboard")),
+            chain=res("model/pipeline.json"),
+            model_stats=res("model/global_stats.npz"),
+            seeds=report(
+                res("model/seeds.json"),
+                caption="../report/seeds.rst",
+                category="Training",
+            ),
+        log:
+            res("logs/select_seed/select_seed.log"),
+        conda:
+            "../../envs/signpose.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            seeds=SEEDS,
+            chain={key: config[key] for key in ("clip", "pose", "features")},
+        script:
+            "../scripts/select_seed.py"

@@ -8,4 +8,5 @@ metrics_summary_job(
     snakemake.output[0],
     snakemake.params.groups,
     snakemake.params.runs,
+    next(iter(snakemake.input.seeds), None),
 )

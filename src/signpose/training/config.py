@@ -51,6 +51,7 @@ class TrainConfig:
     confusion_top_n: int
     tensorboard_histograms: bool
     compare: list[str]
+    seeds: list[int]
     # Not a config key: CPU threads TensorFlow and tf.data may use (the workflow passes the
     # rule's `threads`, so a job stays within its SLURM allocation); 0 lets TensorFlow use
     # every core it sees.

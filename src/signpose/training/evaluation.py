@@ -49,23 +49,44 @@ class EvaluateOutputs:
 _PREFERRED_SPLITS = ("test", "val")
 
 
-def split_metrics(
-    y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str], majority: int | None
-) -> dict[str, Any]:
-    """Top-1/top-5, per-class top-1 and the majority-class baseline of one split.
+# k of the top-k accuracy reported beside top-1.
+TOP_K = 5
 
-    Undefined figures (an empty split) are None, since JSON has no NaN.
+
+def split_metrics(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    labels: Sequence[str],
+    majority: int | None,
+    n_listed: int | None = None,
+) -> dict[str, Any]:
+    """Top-1/top-5, per-class top-1 and the majority-class baseline of one split's scored items.
+
+    `top1_all`/`top5_all` divide the same hits by `n_listed`, every instance the split lists
+    (default: the scored items), so an instance that could not be scored counts as wrong, as
+    published WLASL figures do. Top-5 with 5 classes or fewer is 1.0 by construction, so it is
+    None then. Undefined figures (an empty split) are None, since JSON has no NaN.
     """
     n = len(y_true)
-    metrics: dict[str, Any] = {"n_evaluated": n}
+    listed = n if n_listed is None else n_listed
+    if listed < n:
+        raise ValueError(f"{n} items scored but only {listed} listed")
+    metrics: dict[str, Any] = {"n_evaluated": n, "n_listed": listed}
+    has_top_k = len(labels) > TOP_K
+    keys = ("loss", "top1", "top5", "mean_per_class_top1", "majority_baseline_top1")
     if n == 0:
-        keys = ("loss", "top1", "top5", "mean_per_class_top1", "majority_baseline_top1")
-        return metrics | dict.fromkeys(keys) | {"per_class": {}}
-    k = min(5, probs.shape[1])
+        # Nothing scored: every listed instance is wrong, if any is listed.
+        everything = dict.fromkeys(("top1_all", "top5_all"), 0.0 if listed else None)
+        if not has_top_k:
+            everything["top5_all"] = None
+        return metrics | dict.fromkeys(keys) | everything | {"per_class": {}}
     hit1 = probs.argmax(axis=1) == y_true
     # Sparse categorical crossentropy, probabilities clipped at 1e-7 as Keras does.
     loss = float(-np.log(np.clip(probs[np.arange(n), y_true], 1e-7, 1.0)).mean())
-    topk = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    hits5 = None
+    if has_top_k:
+        top5 = np.argpartition(-probs, TOP_K - 1, axis=1)[:, :TOP_K]
+        hits5 = int((top5 == y_true[:, None]).any(axis=1).sum())
     per_class = {
         labels[c]: {"n": int((y_true == c).sum()), "top1": float(hit1[y_true == c].mean())}
         for c in np.unique(y_true)
@@ -73,7 +94,9 @@ def split_metrics(
     return metrics | {
         "loss": loss,
         "top1": float(hit1.mean()),
-        "top5": float((topk == y_true[:, None]).any(axis=1).mean()),  # top-k, k = min(5, classes)
+        "top5": None if hits5 is None else hits5 / n,
+        "top1_all": int(hit1.sum()) / listed,
+        "top5_all": None if hits5 is None else hits5 / listed,
         "mean_per_class_top1": float(np.mean([v["top1"] for v in per_class.values()])),
         "majority_baseline_top1": None if majority is None else float(np.mean(y_true == majority)),
         "per_class": per_class,
@@ -119,6 +142,7 @@ def evaluate(
     stats_path: str | os.PathLike,
     out: EvaluateOutputs,
     cfg: TrainConfig,
+    listed: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a trained model on each named split (e.g. {"val": [...], "test": [...]}).
 
@@ -127,6 +151,8 @@ def evaluate(
     `out.tflite` is given, the TFLite model plus its agreement with Keras on that split (and,
     with `out.landmarks_tflite`, the raw-landmarks TFLite model).
     Items whose gloss the model was not trained on are excluded and counted per split.
+    `listed` gives, per split, counts from the instance table (`tables.split_counts`): they go
+    into that split's metrics, and its `n_listed` is the denominator of `top1_all`/`top5_all`.
     """
     limit_threads(cfg.threads)
     labels = data.read_labels(trained.labels)
@@ -143,8 +169,10 @@ def evaluate(
     for name, items in split_items.items():
         split = pipeline.load_split(items, index, cfg)
         inputs, probs = _predict(model, split, stats, cfg)
-        metrics = split_metrics(split.labels, probs, labels, majority)
-        result["splits"][name] = split.counts | metrics
+        counts = dict((listed or {}).get(name, {}))
+        n_listed = counts.pop("n_listed", split.counts["n_items"])
+        metrics = split_metrics(split.labels, probs, labels, majority, n_listed)
+        result["splits"][name] = split.counts | counts | metrics
         if probs is not None:
             predictions += top_k_rows(name, split, probs, labels)
         # Only the preferred split's inputs are kept: WLASL2000 inputs run to hundreds of MB.

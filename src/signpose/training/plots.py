@@ -22,14 +22,15 @@ CURVES = (("loss", "loss"), ("accuracy", "top-1 accuracy"), ("top5", "top-5 accu
 
 
 def training_curves(history: Mapping[str, Sequence[float]], path: str | os.PathLike) -> list[str]:
-    """Loss, top-1 and top-5 accuracy per epoch, train and (when there is any) validation.
+    """Loss, top-1 and top-5 accuracy per epoch, train and (when there is any) validation,
+    labelled as the selection split it is (the checkpoint and early stopping watch it).
 
-    Returns each panel's title and the curves drawn in it, e.g. "loss: train, val".
+    Returns each panel's title and the curves drawn in it, e.g. "loss: train, val (selection)".
     """
     panels = []
     fig = Figure(figsize=(15, 4))
     for ax, (metric, title) in zip(fig.subplots(1, len(CURVES)), CURVES, strict=True):
-        for key, label in ((metric, "train"), (f"val_{metric}", "val")):
+        for key, label in ((metric, "train"), (f"val_{metric}", "val (selection)")):
             if history.get(key):
                 values = list(history[key])
                 ax.plot(range(1, len(values) + 1), values, marker=".", label=label)
