@@ -37,10 +37,21 @@ def clips(seed: int = 0, n: int = 4) -> list[np.ndarray]:
     return out
 
 
+# The features' own smoothing (features.ema_alpha), which the model's input undoes.
+FEATURES_ALPHA = 0.2
+
+
+def published(seqs: list[np.ndarray]) -> data.Split:
+    """The clips as the features stage writes them: smoothed with FEATURES_ALPHA."""
+    return data.split_of([features.ema(seq, FEATURES_ALPHA) for seq in seqs])
+
+
 def stats_of(seqs: list[np.ndarray]) -> data.Stats:
     rows = np.concatenate(seqs)
     mean, std = np.nanmean(rows, axis=0), np.nanstd(rows, axis=0)
-    return data.Stats(mean.astype(np.float32), (1 / np.maximum(std, 0.1)).astype(np.float32))
+    return data.Stats(
+        mean.astype(np.float32), (1 / np.maximum(std, 0.1)).astype(np.float32), FEATURES_ALPHA
+    )
 
 
 def config(**inputs) -> TrainConfig:
@@ -65,8 +76,8 @@ def test_numpy_and_the_tflite_graph_make_the_same_input(variant):
     cfg = config(**VARIANTS[variant])
     seqs = clips()
     stats = stats_of(seqs)
-    split = data.split_of(seqs)
-    data.smooth(split, cfg.input["ema_alpha"])
+    split = published(seqs)
+    data.resmooth(split, FEATURES_ALPHA, cfg.input["ema_alpha"])
     plain, flipped = data.make_inputs(split, stats, cfg), data.make_inputs(split, stats, cfg,
                                                                            flip=True)  # fmt: skip
     assert plain.shape == (len(seqs), SEQ_LEN, data.input_width(cfg))
@@ -81,12 +92,16 @@ def test_numpy_and_the_tflite_graph_make_the_same_input(variant):
         np.testing.assert_allclose(graph[1], flipped[i], atol=1e-4, err_msg=f"{variant}, {i}")
 
 
-def test_the_models_smoothing_is_the_features_ema_of_each_clip():
+@pytest.mark.parametrize("alpha", [1.0, 0.3])
+def test_the_models_smoothing_replaces_the_features_own(alpha):
+    """train.input.ema_alpha 1.0 gives back the unsmoothed clip, and another alpha the clip
+    as features.ema would have smoothed it, gaps included."""
     seqs = clips()
-    split = data.split_of(seqs)
-    data.smooth(split, 0.3)
+    split = published(seqs)
+    data.resmooth(split, FEATURES_ALPHA, alpha)
     for seq, start, n in zip(seqs, split.offsets, split.lengths, strict=True):
-        np.testing.assert_allclose(split.bank[start : start + n], features.ema(seq, 0.3))
+        want = features.ema(seq, alpha) if alpha < 1 else seq
+        np.testing.assert_allclose(split.bank[start : start + n], want, atol=2e-5)
 
 
 def test_velocity_is_the_frame_difference_and_clip_bounds_an_edge_on_hand():

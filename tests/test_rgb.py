@@ -156,7 +156,8 @@ def test_cnn_lstm_rgb_learns_a_synthetic_rgb_signal(clips, weights_file, tmp_pat
     from signpose.training import evaluate, train
 
     stats = tmp_path / "stats.npz"  # the landmark statistics: the RGB model does not use them
-    np.savez(stats, mean=np.zeros(540, np.float32), std=np.ones(540, np.float32))
+    np.savez(stats, mean=np.zeros(540, np.float32), std=np.ones(540, np.float32),
+             features_ema_alpha=0.2)  # fmt: skip
     cfg = rgb_config(weights_file, knobs={"fine_tune_epochs": 1})
     out = tmp_path / "model"
     written, trained, evaluated = outputs(out, tflite=False)

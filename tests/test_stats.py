@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from signpose.aggregates import stats_job
 from signpose.stats import NOTEBOOK_NAMES, RunningStats, global_stats, write_stats
@@ -37,7 +38,7 @@ def test_stats_use_the_train_split_only(tmp_path):
 
     def stats() -> dict:
         out = tmp_path / "stats.npz"
-        stats_job(str(table), str(out))
+        stats_job(str(table), str(out), 0.2)
         return dict(np.load(out))
 
     before = stats()
@@ -59,7 +60,7 @@ def test_the_notebook_names_are_the_same_arrays_with_the_clip_ids(tmp_path):
         clips[vid] = tmp_path / f"{vid}.npy"
         np.save(clips[vid], rng.normal(size=(frames, 6)).astype(np.float32))
     target = tmp_path / "global_stats.npz"
-    write_stats(global_stats(clips, 6), target)
+    write_stats(global_stats(clips, 6, 0.2), target)
     with np.load(target) as z:  # no pickle: plain arrays a notebook can open
         for notebook, ours in NOTEBOOK_NAMES.items():
             np.testing.assert_array_equal(z[notebook], z[ours])
@@ -68,3 +69,13 @@ def test_the_notebook_names_are_the_same_arrays_with_the_clip_ids(tmp_path):
         assert list(z["motion_video_ids"]) == ["a", "b"]  # one frame has no motion
         assert len(z["motion_means"]) == 2 and z["feature_mean"].shape == (6,)
         assert z["feature_std"].dtype == np.float32
+        assert float(z["features_ema_alpha"]) == 0.2  # what a model's own smoothing undoes
+
+
+def test_stats_without_the_features_smoothing_are_refused_in_one_line(tmp_path):
+    from signpose.training import data
+
+    old = tmp_path / "global_stats.npz"
+    np.savez(old, mean=np.zeros(540, np.float32), std=np.ones(540, np.float32))
+    with pytest.raises(ValueError, match=r"global_stats.npz: no features_ema_alpha .*rerun"):
+        data.load_stats(old)

@@ -147,7 +147,7 @@ def write_synthetic(root: Path, seed: int = 1) -> tuple[dict[str, list[tuple[str
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: that is the point
         mean, std = np.nanmean(frames, axis=0), np.nanstd(frames, axis=0)
-    np.savez(root / "global_stats.npz", mean=mean, std=std)
+    np.savez(root / "global_stats.npz", mean=mean, std=std, features_ema_alpha=1.0)
     return splits, root / "global_stats.npz"
 
 

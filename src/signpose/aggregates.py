@@ -68,10 +68,10 @@ def _items(rows: pd.DataFrame, column: str) -> list[tuple[str, str]]:
     return list(zip(rows[column], rows["gloss"], strict=True))
 
 
-def stats_job(instances_csv: str, target: str) -> None:
+def stats_job(instances_csv: str, target: str, features_ema_alpha: float) -> None:
     train = tables.kept(tables.read_instances(instances_csv), "train")
     clips = dict(zip(train["video_id"], train["features_file"], strict=True))
-    result = stats.global_stats(clips, layout.N_FEATURES)
+    result = stats.global_stats(clips, layout.N_FEATURES, features_ema_alpha)
     stats.write_stats(result, target)
     log.info("stats over %d train clips, %d frames", len(clips), int(result["lengths"].sum()))
 

@@ -243,7 +243,7 @@ class Recogniser:
             return self.lite.predict(marks.pose)
         cfg = self.folder.train
         split = data.split_of([marks.features])
-        data.smooth(split, cfg.input["ema_alpha"])
+        data.resmooth(split, self.stats.features_ema_alpha, cfg.input["ema_alpha"])
         return data.predict_split(self.model.predict_on_batch, split, self.stats, cfg)[1][0]
 
 

@@ -48,11 +48,15 @@ NOTEBOOK_NAMES = {"feature_mean": "mean", "feature_std": "std", "seq_lengths": "
                   "motion_means": "motion"}  # fmt: skip
 
 
-def global_stats(clips: Mapping[str, str | os.PathLike], n_features: int) -> dict[str, np.ndarray]:
+def global_stats(
+    clips: Mapping[str, str | os.PathLike], n_features: int, features_ema_alpha: float
+) -> dict[str, np.ndarray]:
     """mean/std/count per column plus sequence-length and motion distributions of `clips`
     (video id -> features file), with the ids each distribution's entries belong to:
     `video_ids` for `lengths`, `motion_video_ids` for `motion` (a one-frame clip has no motion).
-    The notebook's names (NOTEBOOK_NAMES) are written beside ours."""
+    The notebook's names (NOTEBOOK_NAMES) are written beside ours. `features_ema_alpha`, the
+    smoothing the features were written with (features.ema_alpha), is kept with them: a model
+    that reads its own smoothing (train.input.ema_alpha) undoes it (training.data.resmooth)."""
     acc = RunningStats(n_features)
     lengths, motion, motion_ids = [], [], []
     for video_id, path in clips.items():
@@ -71,6 +75,7 @@ def global_stats(clips: Mapping[str, str | os.PathLike], n_features: int) -> dic
         "motion": np.asarray(motion, dtype=np.float32),
         "video_ids": np.asarray(list(clips), dtype=str),
         "motion_video_ids": np.asarray(motion_ids, dtype=str),
+        "features_ema_alpha": np.float64(features_ema_alpha),
     }
     return out | {name: out[ours] for name, ours in NOTEBOOK_NAMES.items()}
 

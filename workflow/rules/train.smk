@@ -11,6 +11,8 @@ rule global_stats:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        features_ema_alpha=config["features"]["ema_alpha"],
     script:
         "../scripts/global_stats.py"
 

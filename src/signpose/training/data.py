@@ -72,18 +72,25 @@ def read_labels(path: str | os.PathLike) -> list[str]:
 class Stats:
     mean: np.ndarray  # (features,) float32, 0 where the train split never saw the column
     inv_std: np.ndarray  # (features,) float32, 1 where std is 0, tiny or NaN
+    features_ema_alpha: float  # the smoothing the features were written with
 
 
 def load_stats(
     path: str | os.PathLike, std_floor: float = 0.0, n_features: int = layout.N_FEATURES
 ) -> Stats:
-    """Read global_stats.npz (`mean`, `std`), guarding columns the train split never saw.
+    """Read global_stats.npz (`mean`, `std`, `features_ema_alpha`), guarding columns the train
+    split never saw.
 
     std below `std_floor` is raised to it (see `TrainConfig.std_floor`).
     """
     with np.load(path) as npz:
+        if "features_ema_alpha" not in npz:
+            raise ValueError(
+                f"{path}: no features_ema_alpha (written by an older signpose): rerun global_stats"
+            )
         mean = np.asarray(npz["mean"], dtype=np.float64)
         std = np.asarray(npz["std"], dtype=np.float64)
+        alpha = float(npz["features_ema_alpha"])
     if mean.shape != (n_features,) or std.shape != (n_features,):
         raise ValueError(
             f"{path}: mean/std must have shape ({n_features},), got {mean.shape}/{std.shape}"
@@ -92,7 +99,7 @@ def load_stats(
     # A constant or never-seen column would divide by ~0 and blow up to inf: just centre it.
     std = np.where(np.isfinite(std) & (std > _MIN_STD), std, 1.0)
     std = np.maximum(std, std_floor)
-    return Stats(mean.astype(np.float32), (1.0 / std).astype(np.float32))
+    return Stats(mean.astype(np.float32), (1.0 / std).astype(np.float32), alpha)
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -149,14 +156,26 @@ def load_split(items: Iterable[Item], label_index: Mapping[str, int]) -> Split:
     return Split(bank, offsets, lengths, labels, [p for p, _, _ in keep], counts, n_classes)
 
 
-def smooth(split: Split, alpha: float) -> None:
-    """In place: the exponential moving average of `features.ema` over each instance's frames
-    (train.input.ema_alpha, on top of the features' own smoothing); 1.0 leaves them as they are.
+def resmooth(split: Split, features_alpha: float, alpha: float) -> None:
+    """In place: frames smoothed with `alpha` (train.input.ema_alpha; 1.0 = none) instead of
+    the `features_alpha` the features were written with (features.ema_alpha).
 
-    Vectorised over instances: one step per frame position, up to the longest instance.
+    `features.ema` is inverted exactly (y_t = a x_t + (1-a) y_t-1, restarting after a gap, so
+    x_t = (y_t - (1-a) y_t-1) / a), then smoothed again as `features.ema` smooths.
     """
-    if alpha >= 1.0 or len(split) == 0:
+    if alpha == features_alpha or len(split) == 0:
         return
+    first = np.zeros(len(split.bank), dtype=bool)
+    first[split.offsets] = True
+    if features_alpha < 1.0:
+        y = split.bank.astype(np.float64)
+        prev = np.vstack([np.full((1, y.shape[1]), np.nan), y[:-1]])
+        prev[first] = np.nan
+        raw = (y - (1 - features_alpha) * prev) / features_alpha
+        split.bank[:] = np.where(np.isnan(prev), y, raw)
+    if alpha >= 1.0:
+        return
+    # Vectorised over instances: one step per frame position, up to the longest instance.
     for t in range(1, int(split.lengths.max())):
         rows = split.offsets[split.lengths > t] + t
         prev = split.bank[rows - 1]

@@ -167,7 +167,7 @@ def evaluate(
     chosen: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
     predictions: list[tuple[Any, ...]] = []
     for name, items in split_items.items():
-        split = pipeline.load_split(items, index, cfg)
+        split = pipeline.load_split(items, index, cfg, stats)
         inputs, probs = _predict(model, split, stats, cfg)
         counts = dict((listed or {}).get(name, {}))
         n_listed = counts.pop("n_listed", split.counts["n_items"])

@@ -232,11 +232,11 @@ def train(
     all_glosses = data.build_label_map(train_items)
     stats = data.load_stats(stats_path, cfg.std_floor)
     index = {g: i for i, g in enumerate(all_glosses)}
-    train_split = pipeline.load_split(train_items, index, cfg)
+    train_split = pipeline.load_split(train_items, index, cfg, stats)
     if len(train_split) == 0:
         raise ValueError(f"no usable training items: {train_split.counts}")
     labels = data.drop_unseen_classes(train_split, all_glosses)
-    val_split = pipeline.load_split(val_items, {g: i for i, g in enumerate(labels)}, cfg)
+    val_split = pipeline.load_split(val_items, {g: i for i, g in enumerate(labels)}, cfg, stats)
     data.write_labels(out.labels, labels)
     _write_json(out.config, cfg.to_dict())
 
@@ -332,8 +332,8 @@ def measure_throughput(
     limit_threads(cfg.threads)
     seed_everything(cfg.seed, cfg.deterministic)
     labels = data.build_label_map(train_items)
-    split = data.load_split(train_items, {g: i for i, g in enumerate(labels)})
     stats = data.load_stats(stats_path, cfg.std_floor)
+    split = pipeline.load_split(train_items, {g: i for i, g in enumerate(labels)}, cfg, stats)
     datasets = datasets or {"train": pipeline.train_dataset}
     steps_per_epoch = math.ceil(len(split) / cfg.batch_size)
     model = build_model(cfg, len(labels), steps_per_epoch)

@@ -18,6 +18,7 @@ Output: probabilities [n_classes] float32, in labels.json order.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import warnings
@@ -255,9 +256,10 @@ def export_landmarks_tflite(
     """
 
     def probabilities(landmarks, visibility, image_size):
-        x = feature_graph(landmarks, visibility, image_size, face_points, opts)
-        if cfg.input["ema_alpha"] < 1.0:  # data.smooth: the model's own smoothing on top
-            x = _ema(x, cfg.input["ema_alpha"])
+        # The model's own smoothing (train.input.ema_alpha) instead of the features': what
+        # data.resmooth gives training and evaluation.
+        own = dataclasses.replace(opts, ema_alpha=cfg.input["ema_alpha"])
+        x = feature_graph(landmarks, visibility, image_size, face_points, own)
         inputs = model_input(x, stats, cfg)
         # With cfg.tta_flip the batch is the clip and its mirror image: their mean, as
         # data.predict_split takes it.

@@ -125,13 +125,13 @@ def eval_dataset(split: Split, stats: Stats, cfg: TrainConfig) -> tf.data.Datase
 is_rgb = rgb.is_rgb
 
 
-def load_split(items, label_index, cfg: TrainConfig) -> Split | rgb.ClipSplit:
+def load_split(items, label_index, cfg: TrainConfig, stats: Stats) -> Split | rgb.ClipSplit:
     """Items are (npy, gloss) for landmark models and (clip, gloss) for cnn_lstm_rgb; landmark
-    frames get the model's own smoothing (train.input.ema_alpha)."""
+    frames get the model's own smoothing (train.input.ema_alpha) instead of the features'."""
     if is_rgb(cfg):
         return rgb.load_clip_split(items, label_index)
     split = data.load_split(items, label_index)
-    data.smooth(split, cfg.input["ema_alpha"])
+    data.resmooth(split, stats.features_ema_alpha, cfg.input["ema_alpha"])
     return split
 
 
