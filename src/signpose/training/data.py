@@ -121,30 +121,42 @@ class Split:
         return len(self.labels)
 
 
-def load_split(items: Iterable[Item], label_index: Mapping[str, int]) -> Split:
-    """Load every usable item of a split into one bank.
-
-    Left out, and counted rather than fatal: glosses absent from the train label map
-    (`n_excluded_unknown_gloss`), tombstones written at the .npy path by the features stage
-    (`n_skipped_tombstone`) and arrays with no frames (`n_skipped_empty`). An array with the
-    wrong number of columns is a real bug upstream and raises.
-    """
+def usable_items(
+    items: Iterable[Item], label_index: Mapping[str, int]
+) -> tuple[list[tuple[str, int]], dict[str, int]]:
+    """(path, class id) of the items whose gloss is in the label map and whose file is not a
+    tombstone, and the counts of all items (`n_items`) and of those left out
+    (`n_excluded_unknown_gloss`, `n_skipped_tombstone`): the one filter every model's split
+    loader applies."""
     items = list(items)
-    counts = {"n_items": len(items), "n_excluded_unknown_gloss": 0}
-    counts |= {"n_skipped_tombstone": 0, "n_skipped_empty": 0}
-    keep: list[tuple[str, int, int]] = []
+    counts = {"n_items": len(items), "n_excluded_unknown_gloss": 0, "n_skipped_tombstone": 0}
+    usable = []
     for path, gloss in items:
         if gloss not in label_index:
             counts["n_excluded_unknown_gloss"] += 1
         elif tombstone.read(path) is not None:
             counts["n_skipped_tombstone"] += 1
         else:
-            # mmap reads only the header: sizes first, so the bank is allocated once.
-            frames = _check_shape(path, np.load(path, mmap_mode="r").shape)
-            if frames == 0:
-                counts["n_skipped_empty"] += 1
-            else:
-                keep.append((str(path), label_index[gloss], frames))
+            usable.append((str(path), label_index[gloss]))
+    return usable, counts
+
+
+def load_split(items: Iterable[Item], label_index: Mapping[str, int]) -> Split:
+    """Load every usable item of a split (`usable_items`) into one bank.
+
+    Also left out, and counted rather than fatal: arrays with no frames (`n_skipped_empty`).
+    An array with the wrong number of columns is a real bug upstream and raises.
+    """
+    usable, counts = usable_items(items, label_index)
+    counts["n_skipped_empty"] = 0
+    keep: list[tuple[str, int, int]] = []
+    for path, label in usable:
+        # mmap reads only the header: sizes first, so the bank is allocated once.
+        frames = _check_shape(path, np.load(path, mmap_mode="r").shape)
+        if frames == 0:
+            counts["n_skipped_empty"] += 1
+        else:
+            keep.append((path, label, frames))
     lengths = np.array([n for _, _, n in keep], dtype=np.int64)
     offsets = np.cumsum(lengths) - lengths
     bank = np.empty((int(lengths.sum()), layout.N_FEATURES), dtype=np.float32)

@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from signpose import tombstone, video
+from signpose import video
+from signpose.training import data
 
 Item = tuple[str, str]  # (clip path, gloss)
 
@@ -81,19 +82,12 @@ class ClipSplit:
 
 
 def load_clip_split(items: Sequence[Item], label_index: dict[str, int]) -> ClipSplit:
-    """The usable items: glosses in the label map, clips that exist and are not tombstones."""
-    counts = {"n_items": len(items), "n_excluded_unknown_gloss": 0, "n_skipped_tombstone": 0}
-    paths, labels = [], []
-    for path, gloss in items:
-        if gloss not in label_index:
-            counts["n_excluded_unknown_gloss"] += 1
-        elif tombstone.read(path) is not None:
-            counts["n_skipped_tombstone"] += 1
-        else:
-            paths.append(str(path))
-            labels.append(label_index[gloss])
-    counts["n_used"] = len(paths)
-    return ClipSplit(paths, np.asarray(labels, dtype=np.int32), counts)
+    """The usable items (`data.usable_items`): glosses in the label map, clips that are not
+    tombstones."""
+    usable, counts = data.usable_items(items, label_index)
+    counts["n_used"] = len(usable)
+    labels = np.asarray([label for _, label in usable], dtype=np.int32)
+    return ClipSplit([path for path, _ in usable], labels, counts)
 
 
 def clip_items(feature_items: Sequence[tuple[str, str]], clips_dir: str) -> list[Item]:
