@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=400)
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--models", nargs="+", choices=MODEL_TYPES, default=list(MODEL_TYPES))
+    parser.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES))
     parser.add_argument("--threads", type=int, default=0, help="0: every core TF sees")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
@@ -120,8 +121,9 @@ def main() -> None:
                 options = {"model_type": model_type, "seq_len": SEQ_LEN, "batch_size": batch}
                 cfg = TrainConfig.from_dict(options, threads=args.threads)
                 started = time.perf_counter()
+                chosen = {name: PIPELINES[name] for name in args.pipelines}
                 figures = measure_throughput(
-                    items, stats_path, cfg, args.steps, args.repeats, PIPELINES
+                    items, stats_path, cfg, args.steps, args.repeats, chosen
                 )
                 print(f"{model_type} batch {batch}: {time.perf_counter() - started:.0f} s",
                       flush=True)  # fmt: skip
