@@ -63,7 +63,8 @@ def write_clips(root: Path, n: int, seed: int = 0) -> tuple[list[tuple[str, str]
         items.append((str(path), f"gloss{i % GLOSSES:03d}"))
     stats_path = root / "stats" / "global_stats.npz"
     stats_path.parent.mkdir()
-    stats.write_stats(stats.global_stats([p for p, _ in items], layout.N_FEATURES), stats_path)
+    clips = {Path(path).stem: path for path, _ in items}
+    stats.write_stats(stats.global_stats(clips, layout.N_FEATURES), stats_path)
     return items, stats_path
 
 
