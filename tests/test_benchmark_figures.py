@@ -26,10 +26,10 @@ PLANNING = "planning-wlasl2000-20261202T005112Z.json"
 SCALE = ("scale-21095-20261202T005625Z.json", "scale-100000-20261202T012145Z.json")
 
 
-def table_after(marker: str) -> dict[str, list[str]]:
+def table_after(marker: str, doc: Path = README) -> dict[str, list[str]]:
     """The first markdown table after the line holding `marker`: its rows by first cell."""
-    text = README.read_text()
-    assert marker in text, f"benchmarks/README.md no longer names {marker}"
+    text = doc.read_text()
+    assert marker in text, f"{doc.relative_to(ROOT)} no longer names {marker}"
     rows = {}
     for line in text[text.index(marker) :].splitlines()[1:]:
         if rows and not line.startswith("|"):
