@@ -208,6 +208,7 @@ def slurm_wlasl2000(f: dict) -> str:
             for mode in p["sbatch"]]  # fmt: skip
     parts = ", ".join(f"{n:,} {what}" for what, n in p["group_parts"].items())
     rows[0][0] += f" ({parts})"
+    rows[1][1] += " (at most 1,000 tasks per sbatch call)"
     title = (f"WLASL2000: {p['instances']:,} instances, {p['sources']:,} sources, "
              f"{p['snakemake_jobs']:,} Snakemake jobs")  # fmt: skip
     return markdown([title, "sbatch calls", "SLURM job records"], rows)

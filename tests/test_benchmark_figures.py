@@ -102,7 +102,7 @@ TRACED = [(doc, *t[:4]) for doc in DOCS for t in TABLES.traced(doc.read_text())]
 
 
 @pytest.mark.parametrize("doc, name, files, written, made", TRACED,
-                         ids=[f"{d.name}:{n}:{f[0]}" for d, n, f, *_ in TRACED])  # fmt: skip
+                         ids=[f"{d.relative_to(ROOT)}:{n}" for d, n, *_ in TRACED])  # fmt: skip
 def test_each_traced_table_is_its_result(doc: Path, name, files, written: str, made: str):
     assert written, f"{doc.relative_to(ROOT)}: no table after the {name} marker"
     for got, want in zip(written.splitlines(), made.splitlines(), strict=False):
