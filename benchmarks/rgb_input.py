@@ -9,7 +9,8 @@ bytes of that .npy (disk per 1,000 clips), and training-step time of the model a
 with each input (tf.data, parallel map, prefetch; --batch clips per step; the model's own step
 on a ready batch for reference). Planning cost of a frames target is not measured here: it is
 one more job per instance, priced from the per-job figures of benchmarks/planning.py and
-overhead.py (benchmarks/README.md). Prints one JSON object.
+overhead.py (benchmarks/README.md). Prints one JSON object and writes it, with the run's date,
+commit and machine, to --json.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from provenance import save  # noqa: E402
 
 from signpose import tombstone  # noqa: E402
 from signpose.training import rgb  # noqa: E402
@@ -59,6 +62,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
+    default_json = Path(tempfile.gettempdir()) / "signpose-rgb-input.json"
+    parser.add_argument("--json", type=Path, default=default_json)
     args = parser.parse_args()
 
     clips = [p for p in sorted(Path(args.clips).glob("*.mp4")) if tombstone.read(p) is None]
@@ -77,7 +82,9 @@ def main() -> None:
         out["npy_bytes_per_clip"] = os.path.getsize(stored[0])
         out["npy_gb_per_1000_clips"] = out["npy_bytes_per_clip"] * 1000 / 1e9
         out |= training_steps(args, clips, stored)
+    out |= {"batch": args.batch, "steps": args.steps, "threads": args.threads}
     print(json.dumps(out, indent=1))
+    save(args.json, "rgb_input", out)
 
 
 def training_steps(args, clips: list[str], stored: list[str]) -> dict:

@@ -108,15 +108,17 @@ def wlasl2000_projection(work: Path) -> dict | None:
     components = {group_of["download"]: counts["download"],
                   group_of["features"]: counts["features"]}  # fmt: skip
     ungrouped = sum(n for rule, n in counts.items() if rule not in group_of)
-    groups = ungrouped + sum(math.ceil(n / profile["group-components"][g])
-                             for g, n in components.items())  # fmt: skip
+    bundles = {g: math.ceil(n / profile["group-components"][g]) for g, n in components.items()}
+    groups = ungrouped + sum(bundles.values())
+    parts = {f"{g} bundles": n for g, n in bundles.items()} | {"jobs outside groups": ungrouped}
     # The plugin submits at most 1000 array tasks per sbatch call by default.
     arrays = sum(math.ceil(n / 1000) if rule in group_of else n for rule, n in counts.items())
     jobs = sum(counts.values())
     # Every array task is a job record of its own (MaxJobCount, per-user limits) and starts
     # Snakemake once, like a single job; a group job starts it once for its whole bundle.
     return {"instances": counts["pose"], "sources": counts["download"],
-            "snakemake_jobs": jobs, "sbatch": {"group": groups, "array": arrays, "single": jobs},
+            "snakemake_jobs": jobs, "group_parts": parts,
+            "sbatch": {"group": groups, "array": arrays, "single": jobs},
             "slurm_jobs": {"group": groups, "array": jobs, "single": jobs}}  # fmt: skip
 
 

@@ -41,10 +41,12 @@ from signpose import layout, stats
 from signpose.training import TrainConfig, data, pipeline
 from signpose.training.config import MODEL_TYPES
 from signpose.training.fit import measure_throughput
+from signpose.training.rgb import RGB_MODEL_TYPE
 
 SEQ_LEN = 64
 GLOSSES = 100
 JSON_NAME = "signpose-training-input.json"
+FEATURE_MODELS = [m for m in MODEL_TYPES if m != RGB_MODEL_TYPE]  # rgb_input.py times the other
 
 
 def write_clips(root: Path, n: int, seed: int = 0) -> tuple[list[tuple[str, str]], Path]:
@@ -63,7 +65,8 @@ def write_clips(root: Path, n: int, seed: int = 0) -> tuple[list[tuple[str, str]
         items.append((str(path), f"gloss{i % GLOSSES:03d}"))
     stats_path = root / "stats" / "global_stats.npz"
     stats_path.parent.mkdir()
-    stats.write_stats(stats.global_stats([p for p, _ in items], layout.N_FEATURES), stats_path)
+    clips = {Path(path).stem: path for path, _ in items}
+    stats.write_stats(stats.global_stats(clips, layout.N_FEATURES), stats_path)
     return items, stats_path
 
 
@@ -104,7 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=400)
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--models", nargs="+", choices=MODEL_TYPES, default=list(MODEL_TYPES))
+    parser.add_argument("--models", nargs="+", choices=FEATURE_MODELS, default=FEATURE_MODELS)
+    parser.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES))
     parser.add_argument("--threads", type=int, default=0, help="0: every core TF sees")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
@@ -120,8 +124,9 @@ def main() -> None:
                 options = {"model_type": model_type, "seq_len": SEQ_LEN, "batch_size": batch}
                 cfg = TrainConfig.from_dict(options, threads=args.threads)
                 started = time.perf_counter()
+                chosen = {name: PIPELINES[name] for name in args.pipelines}
                 figures = measure_throughput(
-                    items, stats_path, cfg, args.steps, args.repeats, PIPELINES
+                    items, stats_path, cfg, args.steps, args.repeats, chosen
                 )
                 print(f"{model_type} batch {batch}: {time.perf_counter() - started:.0f} s",
                       flush=True)  # fmt: skip

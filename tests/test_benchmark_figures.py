@@ -1,29 +1,35 @@
-"""The figures benchmarks/README.md quotes from a committed raw result are that result's figures.
+"""The figures README.md and benchmarks/README.md quote from a committed raw result are that
+result's figures.
 
-A table that names its `results/<file>.json` is read cell by cell and compared with the file,
-rounded as the table rounds: editing a figure by hand, or rerunning a benchmark without
-updating its table, fails here.
+A table after a `<!-- table: NAME results/<file>.json -->` comment must be what
+benchmarks/tables.py makes of that file; the planning and scale tables, which name their file
+in the text before them, are read cell by cell here. Every table in either README names the
+committed result it comes from, or is one of the few that hold no measured figure. Editing a
+figure by hand, or rerunning a benchmark without updating its table, fails here.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
 
 README = ROOT / "benchmarks" / "README.md"
+DOCS = (ROOT / "README.md", README)
 RESULTS = ROOT / "benchmarks" / "results"
 PLANNING = "planning-wlasl2000-20261202T005112Z.json"
 SCALE = ("scale-21095-20261202T005625Z.json", "scale-100000-20261202T012145Z.json")
 
 
-def table_after(marker: str) -> dict[str, list[str]]:
+def table_after(marker: str, doc: Path = README) -> dict[str, list[str]]:
     """The first markdown table after the line holding `marker`: its rows by first cell."""
-    text = README.read_text()
-    assert marker in text, f"benchmarks/README.md no longer names {marker}"
+    text = doc.read_text()
+    assert marker in text, f"{doc.relative_to(ROOT)} no longer names {marker}"
     rows = {}
     for line in text[text.index(marker) :].splitlines()[1:]:
         if rows and not line.startswith("|"):
@@ -46,11 +52,69 @@ def load(name: str) -> dict:
     return json.loads(path.read_text())["figures"]
 
 
-def test_every_result_file_the_readme_names_is_committed():
-    named = set(re.findall(r"results/([\w.-]+\.json)", README.read_text()))
+def benchmark_tables():
+    """benchmarks/tables.py, the script that makes each traced table from its result."""
+    spec = importlib.util.spec_from_file_location("tables", ROOT / "benchmarks" / "tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TABLES = benchmark_tables()
+# Tables that hold settings or facts of the data, not measurements.
+NO_FIGURES = {"| key | what |"}
+
+
+def markdown_tables(text: str) -> list[tuple[str, str]]:
+    """(what precedes it since the last heading or table, its header line) of every table
+    outside code blocks."""
+    found, before, in_table, fenced = [], [], False, False
+    for line in text.splitlines():
+        fenced ^= line.startswith("```")
+        if fenced or line.startswith("```"):
+            in_table = False
+            continue
+        if line.startswith("|") and not in_table:
+            found.append(("\n".join(before), line))
+        in_table = line.startswith("|")
+        before = [] if in_table or line.startswith("#") else [*before, line]
+    return found
+
+
+def test_every_result_file_the_readmes_name_is_committed():
+    named = {n for doc in DOCS for n in re.findall(r"results/([\w.-]+\.json)", doc.read_text())}
     assert named >= {PLANNING, *SCALE}
     for name in named:
         load(name)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda doc: str(doc.relative_to(ROOT)))
+def test_every_table_names_the_result_it_comes_from(doc: Path):
+    for before, header in markdown_tables(doc.read_text()):
+        if header not in NO_FIGURES:
+            assert re.search(r"results/[\w.-]+\.json", before), (
+                f"{doc.relative_to(ROOT)}: the table {header!r} names no committed result "
+                "(a `<!-- table: NAME results/<file>.json -->` line before it)"
+            )
+
+
+TRACED = [(doc, *t[:4]) for doc in DOCS for t in TABLES.traced(doc.read_text())]
+
+
+@pytest.mark.parametrize("doc, name, files, written, made", TRACED,
+                         ids=[f"{d.relative_to(ROOT)}:{n}" for d, n, *_ in TRACED])  # fmt: skip
+def test_each_traced_table_is_its_result(doc: Path, name, files, written: str, made: str):
+    assert written, f"{doc.relative_to(ROOT)}: no table after the {name} marker"
+    for got, want in zip(written.splitlines(), made.splitlines(), strict=False):
+        assert got == want, (
+            f"{doc.relative_to(ROOT)}, {name} table ({files}): run benchmarks/tables.py"
+        )
+    assert len(written.splitlines()) == len(made.splitlines()), (doc, name)
+
+
+def test_the_table_maker_renders_every_benchmark_it_names():
+    used = {name for doc, name, *_ in TRACED}
+    assert used == set(TABLES.RENDER), f"not quoted anywhere: {set(TABLES.RENDER) - used}"
 
 
 def test_the_planning_table_is_its_result():
