@@ -66,7 +66,8 @@ def write_clips(root: Path, n: int, seed: int = 0) -> tuple[list[tuple[str, str]
     stats_path = root / "stats" / "global_stats.npz"
     stats_path.parent.mkdir()
     clips = {Path(path).stem: path for path, _ in items}
-    stats.write_stats(stats.global_stats(clips, layout.N_FEATURES), stats_path)
+    # Random walks, not smoothed: nothing for the model's own smoothing to undo.
+    stats.write_stats(stats.global_stats(clips, layout.N_FEATURES, 1.0), stats_path)
     return items, stats_path
 
 
