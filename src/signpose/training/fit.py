@@ -194,6 +194,7 @@ def train(
     The state is saved after every epoch (see resume.py): the same call after a kill goes on
     from the last epoch saved, to the same result.
     """
+    started = time.perf_counter()
     limit_threads(cfg.threads)
     seed_everything(cfg.seed, cfg.deterministic)
     for path in dataclasses.astuple(out):
@@ -227,7 +228,7 @@ def train(
     compile_model(model, cfg, len(labels))
     has_val = len(val_split) > 0
     callbacks = _callbacks(out, cfg, has_val)
-    saver = resume.ResumableState(resume.state_dir(out.model), key, callbacks, state)
+    saver = resume.ResumableState(resume.state_dir(out.model), key, callbacks, state, started)
     fit_args = {
         "x": pipeline.training_data(train_split, stats, cfg, saver.epochs_done),
         "validation_data": pipeline.evaluation_data(val_split, stats, cfg) if has_val else None,

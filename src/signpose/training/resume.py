@@ -128,11 +128,12 @@ class ResumableState(keras.callbacks.Callback):
     their counters after their own on_train_begin has reset them. A training that fits more
     than once (cnn_lstm_rgb: frozen, then fine-tuned) calls `begin_phase` before each later fit.
     With a `state`, history.csv is rewritten from it now and `CSVLogger` set to append.
+    `started` is when this run's training began (time.perf_counter()).
     """
 
     def __init__(
         self, directory: Path, key: str, callbacks: Sequence[keras.callbacks.Callback],
-        state: State | None,
+        state: State | None, started: float,
     ) -> None:  # fmt: skip
         super().__init__()
         self.directory, self.key, self.callbacks = directory, key, list(callbacks)
@@ -142,7 +143,7 @@ class ResumableState(keras.callbacks.Callback):
         self.phase, self.phase_start = doc.get("phase", 0), doc.get("phase_start", 0)
         self.stopped = bool(doc.get("stopped", False))
         self.seconds_before = float(doc.get("seconds", 0.0))
-        self._started = time.perf_counter()
+        self._started, self._epoch_started = started, time.perf_counter()  # perf_counter()s
         for callback in self.callbacks:
             if isinstance(callback, keras.callbacks.CSVLogger) and state:
                 Path(callback.filename).write_text(doc["csv"], encoding="utf-8")
@@ -188,11 +189,16 @@ class ResumableState(keras.callbacks.Callback):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self.stopped = False
 
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch_started = time.perf_counter()
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        seconds = time.perf_counter() - self._epoch_started
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
         self.save(stopped=bool(self.model.stop_training))
-        log.info("epoch %d done; training state saved in %s", epoch + 1, self.directory)
+        log.info("epoch %d done in %.1f s; training state saved in %s", epoch + 1, seconds,
+                 self.directory)  # fmt: skip
 
     def save(self, stopped: bool) -> None:
         arrays: dict[str, np.ndarray] = {}
