@@ -200,6 +200,11 @@ def train(
     for path in dataclasses.astuple(out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out.tensorboard, ignore_errors=True)
+    weights = None
+    if pipeline.is_rgb(cfg):  # first: an offline "imagenet" fails before any data is read
+        weights = rgb.backbone_weights(
+            cfg.knobs["weights"], cfg.knobs["alpha"], cfg.knobs["image_size"]
+        )
     # The threads are left out: a rerun given more CPUs goes on (it may differ in the last bits).
     options = {key: value for key, value in cfg.to_dict().items() if key != "threads"}
     key = resume.fingerprint(options, {"train": train_items, "val": val_items}, stats_path)
@@ -207,11 +212,6 @@ def train(
     if state is None:
         _checkpoint(Path(out.model)).unlink(missing_ok=True)  # left by a run that was killed
 
-    weights = None
-    if pipeline.is_rgb(cfg):  # first: an offline "imagenet" fails before any data is read
-        weights = rgb.backbone_weights(
-            cfg.knobs["weights"], cfg.knobs["alpha"], cfg.knobs["image_size"]
-        )
     all_glosses = data.build_label_map(train_items)
     stats = data.load_stats(stats_path, cfg.std_floor)
     index = {g: i for i, g in enumerate(all_glosses)}
