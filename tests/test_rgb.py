@@ -7,6 +7,7 @@ backbone's weights come from a file the test makes itself; nothing is downloaded
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -171,3 +172,29 @@ def test_cnn_lstm_rgb_learns_a_synthetic_rgb_signal(clips, weights_file, tmp_pat
     test = metrics["splits"]["test"]
     assert test["n_evaluated"] == 9
     assert test["top1"] >= 0.75, json.dumps(metrics["splits"])
+
+
+@pytest.mark.slow
+def test_a_training_killed_while_fine_tuning_resumes_to_the_same_weights(
+    clips, weights_file, tmp_path
+):
+    """The two phases of cnn_lstm_rgb: killed in the second, the rerun goes on in it."""
+    from test_training import _train_job, _weights, read_history
+
+    stats = tmp_path / "stats.npz"  # the landmark statistics: the RGB model does not use them
+    np.savez(stats, mean=np.zeros(540, np.float32), std=np.ones(540, np.float32))
+    options = {"model_type": "cnn_lstm_rgb", "batch_size": 4, "epochs": 2, "patience": 40,
+               "learning_rate": 3e-3, "seed": 3, "model": {"cnn_lstm_rgb": KNOBS | {
+                   "weights": weights_file, "fine_tune_epochs": 3}}}  # fmt: skip
+    job = (clips, stats)
+    _train_job(job, tmp_path / "whole", options)
+    _train_job(job, tmp_path / "killed", options, kill_after=3)  # the first fine-tuning epoch
+    resumed = _train_job(job, tmp_path / "killed", options)
+    assert re.search(r"resuming from epoch [45] \([34] done", resumed), resumed  # fine-tuning
+    whole, killed = (
+        _weights(tmp_path / "whole/model.keras"),
+        _weights(tmp_path / "killed/model.keras"),
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(whole, killed, strict=True))
+    history = read_history(tmp_path / "killed/history.csv")
+    assert history == read_history(tmp_path / "whole/history.csv") and len(history) == 5

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -429,6 +430,28 @@ def test_padding_mask_masks_only_trailing_empty_frames():
     ]
 
 
+def test_train_runtime_follows_the_dataset():
+    from signpose.config import with_defaults
+    from signpose.training.config import train_minutes
+
+    resources, train = with_defaults(None, "resources"), with_defaults({"epochs": 200}, "train")
+    # WLASL2000: 14,296 train instances in the metadata, 200 epochs at 6.2 ms a clip (the
+    # issue's 70-82 s an epoch over 13,332 kept clips on two cores), + 25 % + 10 min.
+    assert (
+        train_minutes(resources, train, 14_296)
+        == math.ceil(200 * 14_296 * 6.2 / 60e3 * 1.25) + 10
+        == 380
+    )
+    assert train_minutes(resources, train, 200) == 60  # at least an hour
+    assert train_minutes(resources, train, 10**6) == resources["train_runtime_max"] == 1440
+    assert train_minutes(resources | {"train_runtime": 45}, train, 14_296) == 45
+    rgb = with_defaults({"model_type": "cnn_lstm_rgb", "epochs": 10,
+                         "model": {"cnn_lstm_rgb": {"fine_tune_epochs": 10}}}, "train")  # fmt: skip
+    assert (
+        train_minutes(resources, rgb, 100_000) == math.ceil(20 * 100_000 * 6.2 / 60e3 * 1.25) + 10
+    )
+
+
 def test_tensorflow_is_capped_at_the_jobs_threads():
     # A fresh interpreter: TensorFlow's pools are fixed once it has started in this one.
     code = (
@@ -571,3 +594,170 @@ def test_input_pipeline_throughput(model_type, synthetic):
                   train["train_steps_per_s"]):  # fmt: skip
         assert math.isfinite(value) and value > 0
     assert train["data_share"] > 0
+
+
+# --- training that survives a kill --------------------------------------------------------
+
+# One training, as the workflow's train job runs it: its own process, logging to stderr.
+_TRAIN_JOB = """
+import json, logging, sys
+from pathlib import Path
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+from signpose.training import TrainConfig, TrainOutputs, train
+job = json.loads(Path(sys.argv[1]).read_text())
+folder = Path(job["out"])
+out = TrainOutputs(folder / "model.keras", folder / "labels.json", folder / "history.csv",
+                   folder / "curves.png", folder / "summary.json", folder / "config.json",
+                   folder / "tensorboard")
+train(job["train"], job["val"], job["stats"], out, TrainConfig.from_dict(job["options"], 2))
+"""
+RESUME_OPTIONS = dict(
+    model_type="transformer", batch_size=16, epochs=6, patience=3, learning_rate=3e-3,
+    # Dropout that starts after the kill: its step counter must survive it.
+    model={"transformer": SMALL_MODELS["transformer"] | {"late_dropout_epoch": 3}},
+)  # fmt: skip
+SAVED = re.compile(r"epoch (\d+) done in [0-9.]+ s; training state saved")
+
+
+def _train_job(synthetic, folder: Path, options: dict, kill_after: int | None = None) -> str:
+    """Run the training in a process of its own; with `kill_after`, SIGKILL it as soon as the
+    state of that epoch is saved. Returns what it logged."""
+    splits, stats_path = synthetic
+    folder.mkdir(parents=True, exist_ok=True)
+    job = folder / "job.json"
+    job.write_text(json.dumps({"train": splits["train"], "val": splits["val"],
+                               "stats": str(stats_path), "out": str(folder),
+                               "options": options}))  # fmt: skip
+    logged = folder / f"log{len(list(folder.glob('log*')))}.txt"
+    with open(logged, "w") as log_file:
+        proc = subprocess.Popen([sys.executable, "-c", _TRAIN_JOB, str(job)],
+                                stdout=log_file, stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + 600
+        while proc.poll() is None and time.monotonic() < deadline:
+            saved = [int(k) for k in SAVED.findall(logged.read_text())]
+            if kill_after is not None and saved and max(saved) >= kill_after:
+                proc.kill()
+                break
+            time.sleep(0.05)
+        rc = proc.wait(timeout=600)
+    text = logged.read_text()
+    if kill_after is None:
+        assert rc == 0, text[-3000:]
+    else:
+        assert rc == -9, f"the training ended (rc {rc}) before epoch {kill_after}: {text[-3000:]}"
+    return text
+
+
+def _weights(model: Path) -> list[np.ndarray]:
+    import keras
+
+    from signpose.training import models  # noqa: F401  (registers the custom layers)
+
+    # Every weight the file holds (`variables` would add seed states, drawn afresh on loading).
+    return [np.asarray(v) for v in keras.saving.load_model(model, compile=False).weights]
+
+
+@pytest.mark.slow
+def test_a_killed_training_resumes_to_the_same_weights(synthetic, tmp_path):
+    from signpose.training import resume
+
+    with timed("resume_reference"):
+        _train_job(synthetic, tmp_path / "whole", RESUME_OPTIONS)
+    with timed("resume_killed_and_resumed"):
+        _train_job(synthetic, tmp_path / "killed", RESUME_OPTIONS, kill_after=2)
+        state = resume.state_dir(tmp_path / "killed" / "model.keras")
+        assert (state / resume.STATE).exists() and not (tmp_path / "killed/model.keras").exists()
+        stale = resume.state_dir(tmp_path / "stale" / "model.keras")
+        shutil.copytree(state, stale)  # for the last part
+        resumed = _train_job(synthetic, tmp_path / "killed", RESUME_OPTIONS)
+    start = int(re.search(r"resuming from epoch (\d+)", resumed).group(1))
+    assert 3 <= start <= RESUME_OPTIONS["epochs"], resumed
+    print(f"\nkilled after epoch {start - 1}, resumed from epoch {start}")
+
+    whole, killed = (
+        _weights(tmp_path / "whole/model.keras"),
+        _weights(tmp_path / "killed/model.keras"),
+    )
+    assert len(whole) == len(killed) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(whole, killed, strict=True))
+    assert read_history(tmp_path / "whole/history.csv") == read_history(
+        tmp_path / "killed/history.csv"
+    )
+    summaries = [json.loads((tmp_path / f"{run}/summary.json").read_text())
+                 for run in ("whole", "killed")]  # fmt: skip
+    assert [{k: v for k, v in s.items() if k != "seconds"} for s in summaries] == [
+        {k: v for k, v in summaries[0].items() if k != "seconds"}
+    ] * 2
+    assert not state.exists()  # a finished training leaves no state behind
+
+    # A state saved for other options is not resumed: the training starts at epoch 1.
+    changed = _train_job(synthetic, tmp_path / "stale", RESUME_OPTIONS | {"epochs": 2})
+    assert "ignoring the training state" in changed and "resuming" not in changed
+    assert [row["epoch"] for row in read_history(tmp_path / "stale/history.csv")] == ["0", "1"]
+    assert not stale.exists()
+
+
+def _resumable_fit(folder: Path, state, epochs: int):
+    """A tiny model with the train job's callbacks and a ResumableState, fitted `epochs`."""
+    import keras
+
+    from signpose.training import resume
+    from signpose.training.fit import _callbacks, seed_everything
+
+    seed_everything(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.2),
+                              keras.layers.Dense(3, activation="softmax")])  # fmt: skip
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])  # fmt: skip
+    callbacks = _callbacks(outputs(folder)[0], small_config(patience=9), has_val=False)
+    directory = resume.state_dir(folder / "model.keras")
+    saver = resume.ResumableState(directory, "key", callbacks, state, time.perf_counter())
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype(np.float32), rng.integers(0, 3, 32)
+    model.fit(x, y, epochs=epochs, initial_epoch=saver.initial_epoch(epochs),
+              callbacks=[*callbacks, saver], verbose=0)  # fmt: skip
+    return model, callbacks, saver
+
+
+def test_resumable_state_restores_every_counter_and_variable(tmp_path, caplog):
+    import keras
+
+    from signpose.training import resume
+    from signpose.training.fit import BestCheckpoint
+
+    model, callbacks, saver = _resumable_fit(tmp_path, None, epochs=2)
+    early, plateau = (next(c for c in callbacks if isinstance(c, kind))
+                      for kind in (keras.callbacks.EarlyStopping,
+                                   keras.callbacks.ReduceLROnPlateau))  # fmt: skip
+    # Counters as a long training leaves them, and a learning rate ReduceLROnPlateau lowered.
+    early.wait, early.best, early.best_epoch = 3, 0.5, 1
+    plateau.wait, plateau.cooldown_counter = 2, 1
+    model.optimizer.learning_rate = 1.25e-3
+    saver.save(stopped=False)
+    expected = {"model": [v.numpy() for v in model.variables],
+                "optimizer": [v.numpy() for v in model.optimizer.variables]}  # fmt: skip
+    best = next(c for c in callbacks if isinstance(c, BestCheckpoint)).best
+    history = (tmp_path / "history.csv").read_text()
+
+    directory = resume.state_dir(tmp_path / "model.keras")
+    with caplog.at_level("INFO"):
+        assert resume.load(directory, "another key") is None
+        state = resume.load(directory, "key")
+    assert "the train options or the inputs changed" in caplog.text
+    assert "resuming from epoch 3 (2 done" in caplog.text
+    # Resumed with no epoch left to run: on_train_begin restores, nothing moves after it.
+    model, callbacks, saver = _resumable_fit(tmp_path, state, epochs=2)
+    early, plateau = (next(c for c in callbacks if isinstance(c, kind))
+                      for kind in (keras.callbacks.EarlyStopping,
+                                   keras.callbacks.ReduceLROnPlateau))  # fmt: skip
+    assert (early.wait, early.best, early.best_epoch) == (3, 0.5, 1)
+    assert (plateau.wait, plateau.cooldown_counter) == (2, 1)
+    assert next(c for c in callbacks if isinstance(c, BestCheckpoint)).best == best
+    assert float(model.optimizer.learning_rate) == np.float32(1.25e-3)
+    assert int(model.optimizer.iterations) == 2  # one batch of 32 per epoch
+    for name, values in expected.items():
+        holder = model if name == "model" else model.optimizer
+        now = [v.numpy() for v in holder.variables]
+        assert all(np.array_equal(a, b) for a, b in zip(values, now, strict=True)), name
+    assert saver.history["loss"] and len(saver.history["loss"]) == 2
+    assert (tmp_path / "history.csv").read_text() == history  # rewritten from the state

@@ -1,3 +1,6 @@
+from signpose.training.config import train_minutes
+
+
 rule global_stats:
     input:
         res("tables/instances.csv"),
@@ -27,6 +30,13 @@ if TFLITE and config["train"]["model_type"] != "cnn_lstm_rgb":
 TRAIN_GPU = {"gpu": config["resources"]["train_gpu"]}
 if config["resources"]["train_gres"]:
     TRAIN_GPU = {"gres": config["resources"]["train_gres"]}
+# The train job's time limit follows the dataset unless resources.train_runtime is set: one
+# pass over the metadata already loaded (the kept clips are known only after the features).
+TRAIN_MINUTES = train_minutes(
+    config["resources"],
+    config["train"],
+    sum(instance.split == "train" for instance in INSTANCES.values()),
+)
 # cnn_lstm_rgb reads each instance's clip, named by the pose rule's output. A function, so
 # that Snakemake does not expand its {video_id} as a wildcard of these rules.
 CLIP_PATTERN = lambda wildcards: str(rules.pose.output.clip)
@@ -126,7 +136,7 @@ rule train:
     resources:
         **TRAIN_GPU,
         mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime"],
+        runtime=TRAIN_MINUTES,
     params:
         options=TRAIN_OPTIONS[config["train"]["model_type"]],
         clips=CLIP_PATTERN,

@@ -7,6 +7,7 @@ has the schema check and fill it (`signpose.config.with_defaults`), so nothing h
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,3 +71,26 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# The train job's time beyond its epochs: starting TensorFlow, reading the features, the final
+# save and plots; and the margin on the per-clip figure (epochs vary by 15 % on one machine).
+_STARTUP_MIN, _MARGIN, _FLOOR_MIN = 10, 1.25, 60
+
+
+def train_minutes(resources: dict[str, Any], train: dict[str, Any], n_train: int) -> int:
+    """The train job's time limit (a SLURM job's `runtime`), in minutes.
+
+    `resources.train_runtime` when set; otherwise estimated from the dataset: every epoch
+    (with cnn_lstm_rgb's fine-tuning ones) over the `n_train` train clips at
+    `resources.train_ms_per_clip`, plus a margin and the start-up, at least an hour and at
+    most `resources.train_runtime_max`. A training cut off by the limit resumes from its last
+    epoch when rerun, so the estimate need not be generous.
+    """
+    if resources["train_runtime"] is not None:
+        return resources["train_runtime"]
+    epochs = train["epochs"]
+    if train["model_type"] == "cnn_lstm_rgb":
+        epochs += train["model"]["cnn_lstm_rgb"]["fine_tune_epochs"]
+    minutes = epochs * n_train * resources["train_ms_per_clip"] / 60_000 * _MARGIN
+    return min(max(_FLOOR_MIN, math.ceil(minutes) + _STARTUP_MIN), resources["train_runtime_max"])

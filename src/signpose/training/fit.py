@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from signpose.files import atomic_path, write_text_atomic
-from signpose.training import data, pipeline, plots, rgb
+from signpose.training import data, pipeline, plots, resume, rgb
 from signpose.training.config import TrainConfig
 from signpose.training.models import build_model, compile_model, set_backbone_trainable
 
@@ -91,6 +91,8 @@ class BestCheckpoint(keras.callbacks.Callback):
     rule; Keras' ModelCheckpoint keeps the first of them, often an early, still unsure model.
     """
 
+    resumable = ("best",)  # what resume.ResumableState saves and restores
+
     def __init__(self, path: Path, acc_key: str, loss_key: str) -> None:
         super().__init__()
         self.path, self.acc_key, self.loss_key = path, acc_key, loss_key
@@ -100,8 +102,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         score = _score(logs or {}, self.acc_key, self.loss_key)
         if score is not None and (self.best is None or score > self.best):
             self.best = score
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.model.save(self.path)
+            with atomic_path(self.path) as tmp:  # a resumed training may still need it
+                self.model.save(tmp)
 
 
 def _monitored(has_val: bool) -> tuple[str, str]:
@@ -182,25 +184,23 @@ def _best_epoch(history: dict[str, list[float]], acc_key: str, loss_key: str) ->
 
 
 def _fine_tune(
-    model: keras.Model, cfg: TrainConfig, n_classes: int, history: dict[str, list[float]],
+    model: keras.Model, cfg: TrainConfig, n_classes: int, saver: resume.ResumableState,
     fit_args: dict[str, Any],
-) -> dict[str, list[float]]:  # fmt: skip
+) -> None:  # fmt: skip
     """The second phase of cnn_lstm_rgb: the backbone unfrozen, at a lower learning rate.
 
     The same callbacks go on: the best checkpoint of either phase is kept, the history file
     is appended to, and the epochs are numbered on from the frozen phase.
     """
+    saver.begin_phase(1)
     set_backbone_trainable(model, True)
     # A constant rate: the steps per epoch of a schedule do not matter.
     compile_model(model, cfg, n_classes, 1, cfg.knobs["fine_tune_learning_rate"])
     for callback in fit_args["callbacks"]:
         if isinstance(callback, keras.callbacks.CSVLogger):
             callback.append = True
-    done = len(history.get("loss", []))
-    more = model.fit(
-        initial_epoch=done, epochs=done + cfg.knobs["fine_tune_epochs"], **fit_args
-    ).history
-    return {key: list(history.get(key, [])) + list(more.get(key, [])) for key in history}
+    epochs = saver.phase_start + cfg.knobs["fine_tune_epochs"]
+    model.fit(initial_epoch=saver.initial_epoch(epochs), epochs=epochs, **fit_args)
 
 
 def train(
@@ -215,6 +215,9 @@ def train(
     Validation items whose gloss is not in the train split are excluded and counted; with no
     usable validation items, training monitors its own loss and accuracy instead. Returns the
     summary written to `out.summary` (n_train, n_val, n_classes, epochs, seconds, ...).
+
+    The state is saved after every epoch (see resume.py): the same call after a kill goes on
+    from the last epoch saved, to the same result.
     """
     started = time.perf_counter()
     limit_threads(cfg.threads)
@@ -222,13 +225,18 @@ def train(
     for path in dataclasses.astuple(out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out.tensorboard, ignore_errors=True)
-    _checkpoint(Path(out.model)).unlink(missing_ok=True)  # left by a run that was killed
-
     weights = None
     if pipeline.is_rgb(cfg):  # first: an offline "imagenet" fails before any data is read
         weights = rgb.backbone_weights(
             cfg.knobs["weights"], cfg.knobs["alpha"], cfg.knobs["image_size"]
         )
+    # The threads are left out: a rerun given more CPUs goes on (it may differ in the last bits).
+    options = {key: value for key, value in cfg.to_dict().items() if key != "threads"}
+    key = resume.fingerprint(options, {"train": train_items, "val": val_items}, stats_path)
+    state = resume.load(resume.state_dir(out.model), key)
+    if state is None:
+        _checkpoint(Path(out.model)).unlink(missing_ok=True)  # left by a run that was killed
+
     all_glosses = data.build_label_map(train_items)
     stats = data.load_stats(stats_path, cfg.std_floor)
     index = {g: i for i, g in enumerate(all_glosses)}
@@ -244,16 +252,20 @@ def train(
     model = build_model(cfg, len(labels), steps_per_epoch, weights)
     compile_model(model, cfg, len(labels), steps_per_epoch)
     has_val = len(val_split) > 0
+    callbacks = _callbacks(out, cfg, has_val)
+    saver = resume.ResumableState(resume.state_dir(out.model), key, callbacks, state, started)
     fit_args = {
-        "x": pipeline.training_data(train_split, stats, cfg),
+        "x": pipeline.training_data(train_split, stats, cfg, saver.epochs_done),
         "validation_data": pipeline.evaluation_data(val_split, stats, cfg) if has_val else None,
-        "callbacks": _callbacks(out, cfg, has_val),
+        "callbacks": [*callbacks, saver],  # the saver last: it saves what the others did
         "shuffle": False,  # the dataset shuffles itself, repeatably
         "verbose": 2,
     }
-    history = model.fit(epochs=cfg.epochs, **fit_args).history
+    if saver.phase == 0:
+        model.fit(initial_epoch=saver.initial_epoch(cfg.epochs), epochs=cfg.epochs, **fit_args)
     if pipeline.is_rgb(cfg) and cfg.knobs["fine_tune_epochs"] > 0:
-        history = _fine_tune(model, cfg, len(labels), history, fit_args)
+        _fine_tune(model, cfg, len(labels), saver, fit_args)
+    history = saver.history
     _finalise_model(Path(out.model), model)
     plots.training_curves(history, out.curves)
 
@@ -267,7 +279,7 @@ def train(
         "n_classes": len(labels),
         "glosses_without_usable_train_items": sorted(set(all_glosses) - set(labels)),
         "epochs": len(history.get("loss", [])),
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(saver.seconds, 2),  # with the runs it resumed
         "params": model.count_params(),
         "gpus": len(tf.config.list_physical_devices("GPU")),
         "threads": cfg.threads or os.cpu_count(),
@@ -279,6 +291,7 @@ def train(
         "train_class_counts": {g: int(n) for g, n in zip(labels, counts, strict=True)},
     }
     _write_json(out.summary, summary)
+    saver.finish()
     return summary
 
 

@@ -20,11 +20,17 @@ from signpose.training.data import Split, Stats, input_width, make_batch
 
 
 class _EpochPlan:
-    """Callable generator factory: each call is one epoch of (batch indices, batch seed)."""
+    """Callable generator factory: each call is one epoch of (batch indices, batch seed).
 
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool) -> None:
+    Epoch k's order and seeds are a function of the seed and k alone, so a training resumed at
+    epoch k (`first_epoch`) sees the batches an uninterrupted one would. Keras makes one pass
+    over the training data per epoch.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool,
+                 first_epoch: int = 0) -> None:  # fmt: skip
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
-        self.epoch = 0
+        self.epoch = first_epoch
 
     def __call__(self) -> Iterator[tuple[np.ndarray, np.int64]]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -57,9 +63,10 @@ def train_dataset(
     cfg: TrainConfig,
     overlap: bool = True,
     batch_fn: Callable[[np.ndarray, np.random.Generator | None], np.ndarray] | None = None,
+    first_epoch: int = 0,
 ) -> tf.data.Dataset:
-    """Shuffled, (when enabled) freshly augmented batches every epoch; one-hot labels, mixed
-    with the inputs when cfg.augment.mixup_alpha > 0.
+    """Shuffled, (when enabled) freshly augmented batches every epoch, from `first_epoch` on;
+    one-hot labels, mixed with the inputs when cfg.augment.mixup_alpha > 0.
 
     `overlap` False builds batches one at a time, only when the model asks for them (no
     parallel map, no prefetch); `batch_fn(idx, rng)` replaces the batch maker. Both exist for
@@ -83,7 +90,7 @@ def train_dataset(
     def batch(idx: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.numpy_function(build, [idx, seed], (tf.float32, tf.float32))
 
-    plan = _EpochPlan(len(split), cfg.batch_size, cfg.seed, shuffle=True)
+    plan = _EpochPlan(len(split), cfg.batch_size, cfg.seed, shuffle=True, first_epoch=first_epoch)
     signature = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64))
     ds = tf.data.Dataset.from_generator(plan, output_signature=signature)
     if overlap:
@@ -135,12 +142,13 @@ def load_split(items, label_index, cfg: TrainConfig, stats: Stats) -> Split | rg
     return split
 
 
-def training_data(split, stats: Stats, cfg: TrainConfig) -> tf.data.Dataset:
+def training_data(split, stats: Stats, cfg: TrainConfig, first_epoch: int = 0) -> tf.data.Dataset:
+    """The training batches, epoch after epoch from `first_epoch` (a resumed training's)."""
     if is_rgb(cfg):
         k = cfg.knobs
         return rgb.clip_dataset(split, k["frames"], k["image_size"], cfg.batch_size, cfg.seed,
-                                cfg.threads)  # fmt: skip
-    return train_dataset(split, stats, cfg)
+                                cfg.threads, first_epoch)  # fmt: skip
+    return train_dataset(split, stats, cfg, first_epoch=first_epoch)
 
 
 def evaluation_data(split, stats: Stats, cfg: TrainConfig) -> tf.data.Dataset:

@@ -9,10 +9,11 @@ resized to a square, and kept as uint8 until the model's own rescaling layer.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,12 +143,13 @@ def backbone_weights(weights: str, alpha: float, size: int) -> str | None:
 
 def clip_dataset(
     split: ClipSplit, frames: int, size: int, batch_size: int, seed: int | None,
-    threads: int = 0,
+    threads: int = 0, first_epoch: int = 0,
 ):  # fmt: skip
     """Batches of (frames uint8 (b, frames, size, size, 3), labels), decoded in parallel.
 
-    With `seed`, the order is shuffled afresh (and repeatably) every epoch; without, it is the
-    split's order.
+    With `seed`, the order is shuffled afresh (and repeatably) every epoch, epoch k's order a
+    function of the seed and k (a resumed training starts at `first_epoch`); without, it is
+    the split's order.
     """
     import tensorflow as tf
 
@@ -156,7 +158,12 @@ def clip_dataset(
 
     ds = tf.data.Dataset.range(len(split))
     if seed is not None:
-        ds = ds.shuffle(max(len(split), 1), seed=seed, reshuffle_each_iteration=True)
+        epochs = itertools.count(first_epoch)  # Keras makes one pass per epoch
+
+        def order() -> Iterator[np.int64]:
+            yield from np.random.default_rng([seed, next(epochs)]).permutation(len(split))
+
+        ds = tf.data.Dataset.from_generator(order, output_signature=tf.TensorSpec([], tf.int64))
 
     def decode(i):
         x = tf.numpy_function(load, [i], tf.uint8)
