@@ -709,7 +709,9 @@ def _resumable_fit(folder: Path, state, epochs: int):
                               keras.layers.Dense(3, activation="softmax")])  # fmt: skip
     model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])  # fmt: skip
-    callbacks = _callbacks(outputs(folder)[0], small_config(patience=9), has_val=False)
+    # The plateau schedule: its callback has counters of its own to restore.
+    cfg = small_config(patience=9, lr_schedule="plateau")
+    callbacks = _callbacks(outputs(folder)[0], cfg, has_val=False)
     directory = resume.state_dir(folder / "model.keras")
     saver = resume.ResumableState(directory, "key", callbacks, state, time.perf_counter())
     rng = np.random.default_rng(0)
