@@ -182,7 +182,8 @@ def test_a_training_killed_while_fine_tuning_resumes_to_the_same_weights(
     from test_training import _train_job, _weights, read_history
 
     stats = tmp_path / "stats.npz"  # the landmark statistics: the RGB model does not use them
-    np.savez(stats, mean=np.zeros(540, np.float32), std=np.ones(540, np.float32))
+    np.savez(stats, mean=np.zeros(540, np.float32), std=np.ones(540, np.float32),
+             features_ema_alpha=0.2)  # fmt: skip
     options = {"model_type": "cnn_lstm_rgb", "batch_size": 4, "epochs": 2, "patience": 40,
                "learning_rate": 3e-3, "seed": 3, "model": {"cnn_lstm_rgb": KNOBS | {
                    "weights": weights_file, "fine_tune_epochs": 3}}}  # fmt: skip
