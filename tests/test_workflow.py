@@ -67,6 +67,16 @@ def test_dry_run_plans_one_download_per_source_and_one_job_per_instance(
     assert counts["lexicon"] == 4 and counts["train"] == 1 and counts["tables"] == 1
 
 
+def test_config_errors_name_the_key(tmp_path):
+    """A real Snakemake start (row 20): the schema's message names the key path."""
+    proc = snakemake("-n", "--config", "clip={'crop': 'sideways'}", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "sideways" in out and "['clip']['crop']" in out
+    proc = snakemake("-n", "--config", "no_such_key=1", check=False)
+    assert proc.returncode != 0 and "no_such_key" in proc.stdout + proc.stderr
+
+
 BAD_RECORD = {"bbox": [0, 0, 9, 9], "fps": 25, "frame_start": 1, "frame_end": -1,
               "split": "train", "url": "https://example.org/a.mp4", "video_id": "../x"}  # fmt: skip
 
