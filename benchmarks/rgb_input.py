@@ -92,7 +92,7 @@ def training_steps(args, clips: list[str], stored: list[str]) -> dict:
     options = {"model_type": "cnn_lstm_rgb", "batch_size": args.batch}
     cfg = TrainConfig.from_dict(options | {"model": {"cnn_lstm_rgb": knobs}}, args.threads)
     model = build_model(cfg, 10)
-    compile_model(model, cfg, 10)
+    compile_model(model, cfg, 10, 1)
     labels = np.arange(len(clips), dtype=np.int32) % 10
     split = rgb.ClipSplit(clips, labels, {})
     decoded = rgb.clip_dataset(split, args.frames, args.size, args.batch, seed=0,

@@ -52,3 +52,13 @@ def test_the_lean_import_runs_holistic_without_tensorflow_or_matplotlib():
 def test_the_wheel_keeps_holistics_pose_model_where_it_is_looked_for():
     path = mp_compat.pose_model_path(1)
     assert path is not None and path.exists(), f"{PIN} no longer ships {path}"
+
+
+def test_the_face_mesh_connection_tables_load_from_their_path():
+    module = mp_compat.face_mesh_connections()
+    for name in ("TESSELATION", "LIPS", "LEFT_EYE", "RIGHT_EYE", "LEFT_EYEBROW",
+                 "RIGHT_EYEBROW", "NOSE", "FACE_OVAL"):  # fmt: skip
+        table = getattr(module, f"FACEMESH_{name}", None)
+        assert isinstance(table, frozenset) and all(
+            len(edge) == 2 and all(0 <= p < 468 for p in edge) for edge in table
+        ), f"{PIN} changed FACEMESH_{name} of {mp_compat.FACE_MESH_CONNECTIONS}"

@@ -241,7 +241,7 @@ def test_affine_rotates_about_the_torso_centre_and_keeps_nan():
     xi, yi, _ = augment.coordinate_columns()
     x[..., xi] = 1.0
     x[:, 1, layout.RIGHT_HAND] = np.nan
-    augment.random_affine(x, np.random.default_rng(0), rotate_deg=30, scale=0, shift=0)
+    augment.random_affine(x, np.random.default_rng(0), rotate_deg=30, scale=0, shift=0, shear=0)
     radius = np.hypot(x[0, 0, xi], x[0, 0, yi])
     np.testing.assert_allclose(radius, 1.0, rtol=1e-5)
     assert np.isnan(x[0, 1, layout.RIGHT_HAND]).all()
@@ -300,7 +300,7 @@ def test_split_loading_counts_unknown_glosses_and_tombstones(synthetic):
     cfg = TrainConfig.from_dict()
     batch = data.make_batch(test, np.arange(8), stats, cfg, np.random.default_rng(3))
     again = data.make_batch(test, np.arange(8), stats, cfg, np.random.default_rng(3))
-    assert batch.shape == (8, cfg.seq_len, layout.N_FEATURES + data.HAND_SHAPE_WIDTH)
+    assert batch.shape == (8, cfg.seq_len, data.input_width(cfg))
     assert np.isfinite(batch).all()
     np.testing.assert_array_equal(batch, again)  # a batch is a function of its seed
 

@@ -32,6 +32,24 @@ POSE_LEFT_RIGHT = (
 )  # fmt: skip
 
 
+# The face mesh's mirror image, among the points the features hold: (left, right) pairs of
+# face-mesh indices whose partner is also a multiple of FACE_STEP, and the points on the midline
+# (their own partner). Taken from MediaPipe's own mesh (tests/test_layout.py derives it from
+# the tessellation and the connection sets of mediapipe's face_mesh_connections).
+FACE_LEFT_RIGHT = (
+    (20, 250), (25, 255), (30, 260), (35, 265), (40, 270), (45, 275), (50, 280), (55, 285),
+    (60, 290), (65, 295), (70, 300), (75, 305), (80, 310), (85, 315), (90, 320), (170, 395),
+    (205, 425), (210, 430), (215, 435), (220, 440), (225, 445), (230, 450), (235, 455),
+    (240, 460), (245, 465),
+)  # fmt: skip
+FACE_MIDLINE = (0, 5, 10, 15, 175, 195, 200)
+# The mirrorable points of the lips, eyes, eyebrows and nose (MediaPipe's FACEMESH_LIPS,
+# _LEFT_EYE, _RIGHT_EYE, _LEFT_EYEBROW, _RIGHT_EYEBROW, _NOSE): the face the model reads
+# by default (train.input.face: mirrorable). No eye point of the every-5th subsample has its
+# partner in it, so the eyes are absent.
+FACE_PARTS = (0, 5, 40, 45, 55, 65, 70, 80, 195, 220, 270, 275, 285, 295, 300, 310, 440)
+
+
 def column_names() -> list[str]:
     """One name per column, e.g. 'pose_11_x', 'right_hand_8_y', 'face_235_z'."""
     names = [f"pose_{i}_{a}" for i in range(POSE_POINTS) for a in "xyzv"]
@@ -50,8 +68,9 @@ def x_columns() -> list[int]:
 def mirror_permutation() -> list[int]:
     """Column permutation that swaps left and right body parts (pair it with x negation).
 
-    Hands swap whole blocks and pose landmarks swap pairs; face columns stay in place, since
-    the every-5th subsample of the face mesh is not closed under its left/right symmetry.
+    Hands swap whole blocks, pose landmarks and face points swap pairs (FACE_LEFT_RIGHT); the
+    face points without a partner in the every-5th subsample stay in place, x negated only
+    (which is why the model reads only FACE_PARTS by default).
     """
     perm = list(range(N_FEATURES))
     for a, b in POSE_LEFT_RIGHT:
@@ -61,4 +80,13 @@ def mirror_permutation() -> list[int]:
     right = range(RIGHT_HAND.start, RIGHT_HAND.stop)
     for i, j in zip(left, right, strict=True):
         perm[i], perm[j] = j, i
+    face = {point: FACE.start + 3 * k for k, point in enumerate(FACE_INDICES)}
+    for a, b in FACE_LEFT_RIGHT:
+        for k in range(3):
+            perm[face[a] + k], perm[face[b] + k] = face[b] + k, face[a] + k
     return perm
+
+
+def face_columns(points: tuple[int, ...]) -> list[int]:
+    """Feature columns (x, y, z) of the given face-mesh points, in the order given."""
+    return [FACE.start + 3 * FACE_INDICES.index(p) + k for p in points for k in range(3)]

@@ -41,7 +41,7 @@ LANDMARKS_TFLITE_FILE = "model_landmarks.tflite"
 
 # pipeline.json says what it is, so a folder from another version is refused by name.
 FORMAT = "signpose-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the model reads train.input (velocity, face subset, ...)
 # The pose rule runs with one thread; x264's output depends on its thread count.
 CLIP_THREADS = 1
 
@@ -241,8 +241,10 @@ class Recogniser:
 
         if self.tflite:
             return self.lite.predict(marks.pose)
-        inputs = data.make_inputs(data.split_of([marks.features]), self.stats, self.folder.train)
-        return np.asarray(self.model.predict_on_batch(inputs))[0]
+        cfg = self.folder.train
+        split = data.split_of([marks.features])
+        data.smooth(split, cfg.input["ema_alpha"])
+        return data.predict_split(self.model.predict_on_batch, split, self.stats, cfg)[1][0]
 
 
 def ranked(probs: np.ndarray, labels: list[str], k: int) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ is installed, TensorFlow (3 s and 700 MB per process, only to reach a docs helpe
 file opener). A pose job's fixed cost is paid 20,000 times in a WLASL run, so here only the
 framework bindings and the legacy solutions load, and TensorFlow is blocked while they do.
 Relied on (tests/test_compat_mediapipe.py): the package layout below and the list of solutions
-that `mediapipe/python/solutions/__init__.py` imports.
+that `mediapipe/python/solutions/__init__.py` imports; the face mesh's connection tables, from
+which tests/test_layout.py derives signpose.layout's face mirror map.
 """
 
 from __future__ import annotations
@@ -85,3 +86,21 @@ def pose_model_path(model_complexity: int) -> Path | None:
     if spec is None or spec.origin is None:
         return None
     return Path(spec.origin).parent / "modules" / "pose_landmark" / POSE_MODELS[model_complexity]
+
+
+FACE_MESH_CONNECTIONS = Path("python") / "solutions" / "face_mesh_connections.py"
+
+
+def face_mesh_connections():
+    """mediapipe's face_mesh_connections module (FACEMESH_LIPS, FACEMESH_TESSELATION, ...).
+
+    A plain data file inside the legacy solutions: loaded from its path, without running the
+    package's `__init__` (the framework bindings are not needed for a table of edges).
+    """
+    root = Path(importlib.util.find_spec("mediapipe").origin).parent
+    spec = importlib.util.spec_from_file_location(
+        "mediapipe_face_mesh_connections", root / FACE_MESH_CONNECTIONS
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

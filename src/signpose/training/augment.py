@@ -59,24 +59,28 @@ def random_mirror(x: np.ndarray, rng: np.random.Generator, prob: float) -> None:
 
 
 def random_affine(
-    x: np.ndarray, rng: np.random.Generator, rotate_deg: float, scale: float, shift: float
-) -> None:
-    """Rotate, scale and shift each sequence (in place) in the x-y plane about the torso centre.
+    x: np.ndarray, rng: np.random.Generator, rotate_deg: float, scale: float, shift: float,
+    shear: float,
+) -> None:  # fmt: skip
+    """Rotate, shear, scale and shift each sequence (in place) in the x-y plane about the torso
+    centre. Shear is x += kx y, y += ky x with kx, ky in [-shear, shear].
 
-    z is scaled with x and y so that the hand's depth stays in proportion.
+    z is scaled with x and y so that the hand's depth stays in proportion. NaN stays NaN.
     """
     n = len(x)
     theta = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg, n))
     s = rng.uniform(1.0 - scale, 1.0 + scale, n)
     tx, ty = rng.uniform(-shift, shift, (2, n))
-    # Per-sequence parameters broadcast over (frames, points).
-    cos, sin, s, tx, ty = (v.astype(np.float32)[:, None, None] for v in (
-        s * np.cos(theta), s * np.sin(theta), s, tx, ty
-    ))  # fmt: skip
+    kx, ky = rng.uniform(-shear, shear, (2, n))
+    cos, sin = s * np.cos(theta), s * np.sin(theta)
+    # The 2x2 matrix rotation-and-scale times shear, per sequence, broadcast over (frames, points).
+    m = [[cos + (-sin) * ky, cos * kx - sin], [sin + cos * ky, sin * kx + cos]]
+    (a, b), (c, d) = ((v.astype(np.float32)[:, None, None] for v in row) for row in m)
+    s, tx, ty = (v.astype(np.float32)[:, None, None] for v in (s, tx, ty))
     for xyz in _xyz_views(x):
         px, py = xyz[..., 0].copy(), xyz[..., 1].copy()
-        xyz[..., 0] = cos * px - sin * py + tx
-        xyz[..., 1] = sin * px + cos * py + ty
+        xyz[..., 0] = a * px + b * py + tx
+        xyz[..., 1] = c * px + d * py + ty
         xyz[..., 2] *= s
 
 
@@ -84,6 +88,44 @@ def random_frame_dropout(x: np.ndarray, rng: np.random.Generator, prob: float) -
     """Blank whole frames (in place) as if the tracker had lost the signer in them."""
     dropped = rng.random(x.shape[:2]) < prob
     x[dropped] = np.nan
+
+
+def random_temporal_mask(
+    x: np.ndarray, rng: np.random.Generator, prob: float, valid: np.ndarray
+) -> None:
+    """Blank (in place) one run of up to a quarter of the real frames of chosen sequences.
+
+    `valid` (batch, frames) marks the real (not padding) frames; the run lies within them.
+    """
+    chosen = np.flatnonzero(rng.random(len(x)) < prob)
+    real = valid.sum(axis=1)
+    for i in chosen:
+        width = int(rng.integers(1, max(1, real[i] // 4) + 1))
+        start = int(rng.integers(0, real[i] - width + 1))
+        x[i, start : start + width] = np.nan
+
+
+# Body parts that spatial masking hides as a whole (pose keeps its visibility column hidden too).
+_PARTS = (layout.POSE, layout.LEFT_HAND, layout.RIGHT_HAND, layout.FACE)
+
+
+def random_spatial_mask(x: np.ndarray, rng: np.random.Generator, prob: float) -> None:
+    """Hide (in place) one body part in every frame of chosen sequences, as if never detected."""
+    chosen = np.flatnonzero(rng.random(len(x)) < prob)
+    for i, part in zip(chosen, rng.integers(0, len(_PARTS), len(chosen)), strict=True):
+        x[i, :, _PARTS[part]] = np.nan
+
+
+def mixup(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mix each (input, one-hot label) of a batch with another of the same batch, weight drawn
+    from Beta(alpha, alpha); mixed labels still sum to 1."""
+    lam = rng.beta(alpha, alpha, len(x)).astype(np.float32)
+    other = rng.permutation(len(x))
+    mixed_x = lam[:, None, None] * x + (1 - lam)[:, None, None] * x[other]
+    mixed_y = lam[:, None] * y + (1 - lam)[:, None] * y[other]
+    return mixed_x.astype(np.float32), mixed_y.astype(np.float32)
 
 
 def random_speed(rng: np.random.Generator, n: int, strength: float) -> np.ndarray:
@@ -102,11 +144,18 @@ def random_time_warp(u: np.ndarray, rng: np.random.Generator, strength: float) -
     return np.where(u < 0.5, u * 2 * c, c + (u - 0.5) * 2 * (1 - c))
 
 
-def augment_frames(x: np.ndarray, rng: np.random.Generator, knobs: dict[str, Any]) -> None:
-    """Apply the per-frame augmentations (in place) to a raw (batch, frames, features) array."""
+def augment_frames(
+    x: np.ndarray, rng: np.random.Generator, knobs: dict[str, Any], valid: np.ndarray
+) -> None:
+    """Apply the per-frame augmentations (in place) to a raw (batch, frames, features) array;
+    `valid` marks its real (not padding) frames."""
     if knobs["mirror_prob"] > 0:
         random_mirror(x, rng, knobs["mirror_prob"])
-    if knobs["rotate_deg"] > 0 or knobs["scale"] > 0 or knobs["shift"] > 0:
-        random_affine(x, rng, knobs["rotate_deg"], knobs["scale"], knobs["shift"])
+    if any(knobs[k] > 0 for k in ("rotate_deg", "scale", "shift", "shear")):
+        random_affine(x, rng, knobs["rotate_deg"], knobs["scale"], knobs["shift"], knobs["shear"])
     if knobs["frame_dropout"] > 0:
         random_frame_dropout(x, rng, knobs["frame_dropout"])
+    if knobs["temporal_mask"] > 0:
+        random_temporal_mask(x, rng, knobs["temporal_mask"], valid)
+    if knobs["spatial_mask"] > 0:
+        random_spatial_mask(x, rng, knobs["spatial_mask"])

@@ -33,12 +33,18 @@ class TrainConfig:
     batch_size: int
     epochs: int
     learning_rate: float
+    optimizer: str
+    weight_decay: float
+    lr_schedule: str
+    warmup_epochs: int
     patience: int
     seed: int
     augment: dict[str, Any]
     model: dict[str, dict[str, Any]]
     tflite: bool
     label_smoothing: float
+    tta_flip: bool
+    input: dict[str, Any]
     std_floor: float
     hand_shape: bool
     deterministic: bool

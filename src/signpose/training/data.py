@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ def drop_unseen_classes(split: Split, labels: Sequence[str]) -> list[str]:
     remap = np.full(len(labels), -1, dtype=np.int32)
     remap[present] = np.arange(len(present), dtype=np.int32)
     split.labels = remap[split.labels]
+    split.n_classes = len(present)
     return [labels[i] for i in present]
 
 
@@ -70,12 +72,6 @@ def read_labels(path: str | os.PathLike) -> list[str]:
 class Stats:
     mean: np.ndarray  # (features,) float32, 0 where the train split never saw the column
     inv_std: np.ndarray  # (features,) float32, 1 where std is 0, tiny or NaN
-
-    def normalise(self, x: np.ndarray) -> None:
-        """In place: standardise, then NaN (undetected or padding) becomes exactly 0."""
-        x -= self.mean
-        x *= self.inv_std
-        np.copyto(x, 0.0, where=np.isnan(x))
 
 
 def load_stats(
@@ -112,6 +108,7 @@ class Split:
     labels: np.ndarray  # (n,) int32 class ids
     paths: list[str]
     counts: dict[str, int] = field(default_factory=dict)
+    n_classes: int = 1  # size of the label space the ids index (for one-hot labels)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -148,7 +145,23 @@ def load_split(items: Iterable[Item], label_index: Mapping[str, int]) -> Split:
         bank[start : start + n] = np.load(path)
     labels = np.array([label for _, label, _ in keep], dtype=np.int32)
     counts["n_used"] = len(keep)
-    return Split(bank, offsets, lengths, labels, [p for p, _, _ in keep], counts)
+    n_classes = len(set(label_index.values()))
+    return Split(bank, offsets, lengths, labels, [p for p, _, _ in keep], counts, n_classes)
+
+
+def smooth(split: Split, alpha: float) -> None:
+    """In place: the exponential moving average of `features.ema` over each instance's frames
+    (train.input.ema_alpha, on top of the features' own smoothing); 1.0 leaves them as they are.
+
+    Vectorised over instances: one step per frame position, up to the longest instance.
+    """
+    if alpha >= 1.0 or len(split) == 0:
+        return
+    for t in range(1, int(split.lengths.max())):
+        rows = split.offsets[split.lengths > t] + t
+        prev = split.bank[rows - 1]
+        blend = alpha * split.bank[rows] + (1 - alpha) * prev
+        split.bank[rows] = np.where(np.isnan(prev), split.bank[rows], blend)
 
 
 def _check_shape(path: str, shape: tuple[int, ...]) -> int:
@@ -239,9 +252,83 @@ def hand_shapes(x: np.ndarray) -> np.ndarray:
     return np.concatenate([first, second], axis=-1)
 
 
+@cache
+def _selected_columns(face: str, use_z: bool) -> np.ndarray:
+    """Columns of the features the model reads (train.input.face, train.input.use_z)."""
+    points = layout.FACE_PARTS if face == "mirrorable" else layout.FACE_INDICES
+    columns = [*range(layout.FACE.start), *layout.face_columns(points)]
+    names = layout.column_names()
+    return np.asarray([c for c in columns if use_z or not names[c].endswith("_z")])
+
+
+def input_columns(cfg: TrainConfig) -> np.ndarray:
+    """Indices of the feature columns in the model input, in the order they appear there."""
+    return _selected_columns(cfg.input["face"], cfg.input["use_z"])
+
+
+def _hand_shape_width(cfg: TrainConfig) -> int:
+    if not cfg.hand_shape:
+        return 0
+    return HAND_SHAPE_WIDTH if cfg.input["use_z"] else HAND_SHAPE_WIDTH * 2 // 3
+
+
 def input_width(cfg: TrainConfig) -> int:
-    """Columns of the model input: the features, plus the hand shapes when enabled."""
-    return layout.N_FEATURES + (HAND_SHAPE_WIDTH if cfg.hand_shape else 0)
+    """Columns of the model input: the selected features, their velocity and acceleration when
+    enabled, then the hand shapes when enabled."""
+    knobs = cfg.input
+    copies = 1 + int(knobs["velocity"]) + int(knobs["acceleration"])
+    return len(input_columns(cfg)) * copies + _hand_shape_width(cfg)
+
+
+def left_dominant(x: np.ndarray) -> np.ndarray:
+    """(batch,) bool: the left hand is seen in more frames than the right (ties: the right)."""
+    seen = [np.sum(~np.isnan(x[..., part.start]), axis=-1)
+            for part in (layout.LEFT_HAND, layout.RIGHT_HAND)]  # fmt: skip
+    return seen[0] > seen[1]
+
+
+def canonical_hand(x: np.ndarray) -> None:
+    """In place: mirror each sequence whose dominant hand is the left (the canonical hand)."""
+    left = left_dominant(x)
+    if left.any():
+        x[left] = augment.mirror(x[left])
+
+
+def _differences(x: np.ndarray) -> np.ndarray:
+    """Frame-to-frame differences along time, 0 at the first frame (NaN where a side is NaN)."""
+    out = np.zeros_like(x)
+    np.subtract(x[:, 1:], x[:, :-1], out=out[:, 1:])
+    return out
+
+
+def model_features(x: np.ndarray, stats: Stats, cfg: TrainConfig) -> np.ndarray:
+    """From raw (batch, frames, 540) frames (NaN where not seen) to the model input.
+
+    The selected columns standardised, then their velocity and acceleration, then the hand
+    shapes (already in hand-size units); NaN becomes 0 and everything is clipped to
+    [-clip, clip], so one edge-on hand or a tracking glitch cannot dominate a batch.
+    """
+    knobs = cfg.input
+    parts = []
+    shapes = hand_shapes(x) if cfg.hand_shape else None
+    columns = input_columns(cfg)
+    z = (x[..., columns] - stats.mean[columns]) * stats.inv_std[columns]
+    parts.append(z)
+    if knobs["velocity"] or knobs["acceleration"]:
+        velocity = _differences(z)
+        if knobs["velocity"]:
+            parts.append(velocity)
+        if knobs["acceleration"]:
+            parts.append(_differences(velocity))
+    if shapes is not None:
+        if not knobs["use_z"]:
+            shapes = shapes.reshape(*shapes.shape[:-1], -1, 3)[..., :2]
+            shapes = shapes.reshape(*shapes.shape[:-2], -1)
+        parts.append(shapes)
+    out = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+    np.copyto(out, 0.0, where=np.isnan(out))
+    np.clip(out, -knobs["clip"], knobs["clip"], out=out)
+    return out
 
 
 def make_batch(
@@ -250,33 +337,50 @@ def make_batch(
     stats: Stats,
     cfg: TrainConfig,
     rng: np.random.Generator | None = None,
+    flip: bool = False,
 ) -> np.ndarray:
     """Model input (len(idx), seq_len, input_width) float32; augmented when `rng` is given.
 
-    The normalised features, then (cfg.hand_shape) the hand shapes of the same augmented
-    frames, which are in hand-size units already; NaN (not seen, padding) is 0 in both.
+    The frames at fixed length, the dominant hand made the right one (cfg.input), augmented or
+    (`flip`, test-time augmentation) mirrored, then `model_features`.
     """
     knobs = cfg.augment
     stretch = knobs["time_stretch"] if rng is not None else 0.0
     pos, valid = sample_positions(split.lengths[idx], cfg.seq_len, cfg.length_mode, rng, stretch)
     x = gather_frames(split, idx, pos, valid)
+    if cfg.input["canonical_hand"]:
+        canonical_hand(x)
     if rng is not None:
-        augment.augment_frames(x, rng, knobs)
-    shapes = hand_shapes(x) if cfg.hand_shape else None
-    stats.normalise(x)
-    if shapes is None:
-        return x
-    np.copyto(shapes, 0.0, where=np.isnan(shapes))
-    return np.concatenate([x, shapes], axis=-1)
+        augment.augment_frames(x, rng, knobs, valid)
+    if flip:
+        x = augment.mirror(x)
+    return model_features(x, stats, cfg)
 
 
-def make_inputs(split: Split, stats: Stats, cfg: TrainConfig, chunk: int = 256) -> np.ndarray:
-    """Every instance of a split as un-augmented model input, in split order."""
+def make_inputs(
+    split: Split, stats: Stats, cfg: TrainConfig, chunk: int = 256, flip: bool = False
+) -> np.ndarray:
+    """Every instance of a split as un-augmented model input, in split order (`flip`: mirrored)."""
     out = np.empty((len(split), cfg.seq_len, input_width(cfg)), dtype=np.float32)
     for start in range(0, len(split), chunk):
         idx = np.arange(start, min(start + chunk, len(split)))
-        out[idx] = make_batch(split, idx, stats, cfg)
+        out[idx] = make_batch(split, idx, stats, cfg, flip=flip)
     return out
+
+
+def predict_split(
+    predict: Callable[[np.ndarray], np.ndarray], split: Split, stats: Stats, cfg: TrainConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(un-flipped inputs, class probabilities) of every instance of a split.
+
+    With cfg.tta_flip the probabilities are the mean of those of each clip and of its mirror
+    image (flip test-time augmentation); `predict` maps a batch of inputs to probabilities.
+    """
+    inputs = make_inputs(split, stats, cfg)
+    probs = np.asarray(predict(inputs))
+    if cfg.tta_flip:
+        probs = (probs + np.asarray(predict(make_inputs(split, stats, cfg, flip=True)))) / 2
+    return inputs, probs
 
 
 def resample(seq: np.ndarray, seq_len: int) -> np.ndarray:
@@ -305,6 +409,10 @@ def split_of(seqs: Sequence[np.ndarray]) -> Split:
     offsets = np.cumsum(lengths) - lengths
     n = len(seqs)
     return Split(np.concatenate(seqs), offsets, lengths, np.zeros(n, np.int32), [""] * n)
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.eye(n_classes, dtype=np.float32)[labels]
 
 
 def top_k(probs: np.ndarray, k: int = 5) -> np.ndarray:

@@ -194,8 +194,9 @@ def _predict(
         kept = [rgb.sample_frames(p, k["frames"], k["image_size"])
                 for p in split.paths[:_RGB_TFLITE_CLIPS]]  # fmt: skip
         return np.stack(kept), probs
-    inputs = data.make_inputs(split, stats, cfg)
-    return inputs, model.predict(inputs, batch_size=cfg.batch_size, verbose=0)
+    return data.predict_split(
+        lambda x: model.predict(x, batch_size=cfg.batch_size, verbose=0), split, stats, cfg
+    )
 
 
 PREDICTION_COLUMNS = ("split", "video_id", "gloss", "rank", "prediction", "probability")

@@ -109,18 +109,42 @@ def _monitored(has_val: bool) -> tuple[str, str]:
     return ("val_accuracy", "val_loss") if has_val else ("accuracy", "loss")
 
 
+class StopOnNaN(keras.callbacks.Callback):
+    """Stop with one clear line when the training loss is no longer a number.
+
+    Keras' TerminateOnNaN only ends `fit`, which then saves and evaluates a broken model.
+    """
+
+    epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = float((logs or {})["loss"])
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"training stopped: the loss became {loss} at epoch {self.epoch + 1}, batch"
+                f" {batch + 1}; lower train.learning_rate or train.input.clip"
+            )
+
+
 def _callbacks(
     out: TrainOutputs, cfg: TrainConfig, has_val: bool
 ) -> list[keras.callbacks.Callback]:
     acc_key, loss_key = _monitored(has_val)
+    plateau = []
+    if cfg.lr_schedule == "plateau":  # cosine is a schedule of the optimizer itself
+        plateau = [keras.callbacks.ReduceLROnPlateau(
+            monitor=loss_key, factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6
+        )]  # fmt: skip
     return [
+        StopOnNaN(),
         BestCheckpoint(_checkpoint(Path(out.model)), acc_key, loss_key),
         keras.callbacks.EarlyStopping(
             monitor=loss_key, patience=cfg.patience, restore_best_weights=True
         ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=loss_key, factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-6
-        ),
+        *plateau,
         keras.callbacks.CSVLogger(str(out.history)),
         # Weight histograms every epoch, as the training guide has it, when asked (they cost
         # time and disk on big models).
@@ -167,7 +191,8 @@ def _fine_tune(
     is appended to, and the epochs are numbered on from the frozen phase.
     """
     set_backbone_trainable(model, True)
-    compile_model(model, cfg, n_classes, cfg.knobs["fine_tune_learning_rate"])
+    # A constant rate: the steps per epoch of a schedule do not matter.
+    compile_model(model, cfg, n_classes, 1, cfg.knobs["fine_tune_learning_rate"])
     for callback in fit_args["callbacks"]:
         if isinstance(callback, keras.callbacks.CSVLogger):
             callback.append = True
@@ -217,7 +242,7 @@ def train(
 
     steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
     model = build_model(cfg, len(labels), steps_per_epoch, weights)
-    compile_model(model, cfg, len(labels))
+    compile_model(model, cfg, len(labels), steps_per_epoch)
     has_val = len(val_split) > 0
     fit_args = {
         "x": pipeline.training_data(train_split, stats, cfg),
@@ -310,8 +335,9 @@ def measure_throughput(
     split = data.load_split(train_items, {g: i for i, g in enumerate(labels)})
     stats = data.load_stats(stats_path, cfg.std_floor)
     datasets = datasets or {"train": pipeline.train_dataset}
-    model = build_model(cfg, len(labels), math.ceil(len(split) / cfg.batch_size))
-    compile_model(model, cfg, len(labels))
+    steps_per_epoch = math.ceil(len(split) / cfg.batch_size)
+    model = build_model(cfg, len(labels), steps_per_epoch)
+    compile_model(model, cfg, len(labels), steps_per_epoch)
 
     first = next(iter(datasets.values()))(split, stats, cfg)
     ready = tf.data.Dataset.from_tensors(next(iter(first))).repeat()

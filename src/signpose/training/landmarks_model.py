@@ -165,31 +165,65 @@ def fixed_length(x: tf.Tensor, seq_len: int, mode: str) -> tf.Tensor:
 
 
 def hand_shapes(x: tf.Tensor) -> tf.Tensor:
-    """data.hand_shapes of one (frames, 540) sequence."""
+    """data.hand_shapes of a (batch, frames, 540) tensor."""
     shapes = []
     for part, sign in ((layout.LEFT_HAND, -1.0), (layout.RIGHT_HAND, 1.0)):
-        hand = tf.reshape(x[:, part], [-1, HAND_POINTS, 3]) * tf.constant([sign, 1.0, 1.0])
-        hand = hand - hand[:, :1, :]
-        size = tf.norm(hand[:, data._MIDDLE_MCP, :2], axis=-1)[:, None, None]
+        hand = tf.reshape(x[..., part], [-1, x.shape[1], HAND_POINTS, 3])
+        hand = hand * tf.constant([sign, 1.0, 1.0])
+        hand = hand - hand[..., :1, :]
+        size = tf.norm(hand[..., data._MIDDLE_MCP, :2], axis=-1)[..., None, None]
         hand = hand / tf.where(size > 1e-6, size, _NAN)
-        shapes.append(tf.reshape(hand, [-1, data.HAND_SHAPE_WIDTH // 2]))
+        shapes.append(tf.reshape(hand, [-1, x.shape[1], data.HAND_SHAPE_WIDTH // 2]))
     left, right = shapes
-    seen = [tf.reduce_sum(tf.cast(~_isnan(s[:, 0]), tf.int32)) for s in shapes]
-    left_first = seen[0] > seen[1]
+    seen = [tf.reduce_sum(tf.cast(~_isnan(s[..., 0]), tf.int32), axis=-1) for s in shapes]
+    left_first = (seen[0] > seen[1])[:, None, None]
     first = tf.where(left_first, left, right)
     second = tf.where(left_first, right, left)
     return tf.concat([first, second], axis=-1)
 
 
+def mirror(x: tf.Tensor) -> tf.Tensor:
+    """augment.mirror: swap left and right columns, negate every x."""
+    sign = [1.0] * layout.N_FEATURES
+    for c in layout.x_columns():
+        sign[c] = -1.0
+    return tf.gather(x, layout.mirror_permutation(), axis=-1) * tf.constant(sign)
+
+
+def _differences(x: tf.Tensor) -> tf.Tensor:
+    """data._differences along axis 1."""
+    return tf.concat([tf.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], axis=1)
+
+
 def model_input(x: tf.Tensor, stats: data.Stats, cfg: TrainConfig) -> tf.Tensor:
-    """data.make_batch (no augmentation) of one (frames, 540) sequence: (seq_len, width)."""
-    x = fixed_length(x, cfg.seq_len, cfg.length_mode)
-    shapes = hand_shapes(x) if cfg.hand_shape else None
-    x = (x - stats.mean) * stats.inv_std
-    x = tf.where(_isnan(x), 0.0, x)
-    if shapes is None:
-        return x
-    return tf.concat([x, tf.where(_isnan(shapes), 0.0, shapes)], axis=-1)
+    """data.make_batch (no augmentation) of one (frames, 540) sequence: (batch, seq_len, width),
+    the sequence and (cfg.tta_flip) its mirror image."""
+    knobs = cfg.input
+    x = fixed_length(x, cfg.seq_len, cfg.length_mode)[None]
+    if knobs["canonical_hand"]:
+        seen = [tf.reduce_sum(tf.cast(~_isnan(x[..., part.start]), tf.int32))
+                for part in (layout.LEFT_HAND, layout.RIGHT_HAND)]  # fmt: skip
+        x = tf.where(seen[0] > seen[1], mirror(x), x)
+    if cfg.tta_flip:
+        x = tf.concat([x, mirror(x)], axis=0)
+    columns = data.input_columns(cfg)
+    z = (tf.gather(x, columns, axis=-1) - stats.mean[columns]) * stats.inv_std[columns]
+    parts = [z]
+    if knobs["velocity"] or knobs["acceleration"]:
+        velocity = _differences(z)
+        if knobs["velocity"]:
+            parts.append(velocity)
+        if knobs["acceleration"]:
+            parts.append(_differences(velocity))
+    if cfg.hand_shape:
+        shapes = hand_shapes(x)
+        if not knobs["use_z"]:
+            shapes = tf.reshape(shapes, [-1, cfg.seq_len, 2 * HAND_POINTS, 3])[..., :2]
+            shapes = tf.reshape(shapes, [-1, cfg.seq_len, 4 * HAND_POINTS])
+        parts.append(shapes)
+    out = tf.concat(parts, axis=-1)
+    out = tf.where(_isnan(out), 0.0, out)
+    return tf.clip_by_value(out, -knobs["clip"], knobs["clip"])
 
 
 def holistic_points(face_points: int) -> int:
@@ -222,8 +256,12 @@ def export_landmarks_tflite(
 
     def probabilities(landmarks, visibility, image_size):
         x = feature_graph(landmarks, visibility, image_size, face_points, opts)
+        if cfg.input["ema_alpha"] < 1.0:  # data.smooth: the model's own smoothing on top
+            x = _ema(x, cfg.input["ema_alpha"])
         inputs = model_input(x, stats, cfg)
-        return {"probabilities": model(inputs[None], training=False)[0]}
+        # With cfg.tta_flip the batch is the clip and its mirror image: their mean, as
+        # data.predict_split takes it.
+        return {"probabilities": tf.reduce_mean(model(inputs, training=False), axis=0)}
 
     with tempfile.TemporaryDirectory() as saved:
         archive = keras.export.ExportArchive()

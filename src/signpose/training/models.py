@@ -8,6 +8,7 @@ Both models end in a softmax, so `predict` and the TFLite export give class prob
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -292,21 +293,69 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         return {**super().get_config(), **cfg}
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to `peak` over `warmup_steps`, then cosine decay to 0 at
+    `total_steps` (the Kaggle ISLR recipe). A function of the optimizer's iteration count
+    only, so a training resumed with the optimizer's state continues it exactly."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int) -> None:
+        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = float(max(self.warmup_steps, 1))
+        decay = float(max(self.total_steps - self.warmup_steps, 1))
+        progress = ops.clip((step - self.warmup_steps) / decay, 0.0, 1.0)
+        cosine = 0.5 * self.peak * (1.0 + ops.cos(math.pi * progress))
+        rising = self.peak * ops.minimum((step + 1.0) / warmup, 1.0)
+        return ops.where(step < self.warmup_steps, rising, cosine)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps,
+                "total_steps": self.total_steps}  # fmt: skip
+
+
+def learning_rate_schedule(cfg: TrainConfig, steps_per_epoch: int) -> float | WarmupCosine:
+    """cfg.learning_rate, as the cosine schedule over the epoch budget when cfg asks for it."""
+    if cfg.lr_schedule != "cosine":
+        return cfg.learning_rate
+    total = cfg.epochs * steps_per_epoch
+    warmup = min(cfg.warmup_epochs * steps_per_epoch, total)
+    return WarmupCosine(cfg.learning_rate, warmup, total)
+
+
 def compile_model(
-    model: keras.Model, cfg: TrainConfig, n_classes: int, learning_rate: float | None = None
-) -> None:
-    """Adam (at `learning_rate`, default cfg's), crossentropy, top-1 and top-5 accuracy."""
-    loss: keras.losses.Loss = keras.losses.SparseCategoricalCrossentropy()
-    if cfg.label_smoothing > 0:
-        loss = SmoothedSparseCrossentropy(n_classes, cfg.label_smoothing)
+    model: keras.Model, cfg: TrainConfig, n_classes: int, steps_per_epoch: int,
+    learning_rate: float | None = None,
+) -> None:  # fmt: skip
+    """cfg's optimizer (AdamW or Adam) and schedule, crossentropy, top-1 and top-5 accuracy.
+
+    `learning_rate` (cnn_lstm_rgb's fine-tuning phase) is a constant rate instead of cfg's
+    schedule. Landmark models learn from one-hot labels (mixup mixes them, see
+    pipeline.train_dataset); cnn_lstm_rgb from class ids.
+    """
+    rate = learning_rate or learning_rate_schedule(cfg, steps_per_epoch)
+    if cfg.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(rate)
+    k = min(5, n_classes)
+    if cfg.model_type == "cnn_lstm_rgb":
+        loss: keras.losses.Loss = keras.losses.SparseCategoricalCrossentropy()
+        if cfg.label_smoothing > 0:
+            loss = SmoothedSparseCrossentropy(n_classes, cfg.label_smoothing)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                   keras.metrics.SparseTopKCategoricalAccuracy(k=k, name="top5")]  # fmt: skip
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"),
+                   keras.metrics.TopKCategoricalAccuracy(k=k, name="top5")]  # fmt: skip
     model.compile(
         # No XLA for the RGB model: compiling MobileNetV2's backward pass on a CPU made the
         # first fine-tuning epoch take 610 s against 2 s for the next one.
         jit_compile=False if cfg.model_type == "cnn_lstm_rgb" else "auto",
-        optimizer=keras.optimizers.Adam(learning_rate or cfg.learning_rate),
+        optimizer=optimizer,
         loss=loss,
-        metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, n_classes), name="top5"),
-        ],
+        metrics=metrics,
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
-from signpose.training import data, rgb
+from signpose.training import augment, data, rgb
 from signpose.training.config import TrainConfig
 from signpose.training.data import Split, Stats, input_width, make_batch
 
@@ -42,10 +42,10 @@ def _options(cfg: TrainConfig) -> tf.data.Options:
     return options
 
 
-def _with_shapes(cfg: TrainConfig):
+def _with_shapes(cfg: TrainConfig, n_classes: int):
     def set_shapes(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x.set_shape([None, cfg.seq_len, input_width(cfg)])
-        y.set_shape([None])
+        y.set_shape([None, n_classes])
         return x, y
 
     return set_shapes
@@ -58,7 +58,8 @@ def train_dataset(
     overlap: bool = True,
     batch_fn: Callable[[np.ndarray, np.random.Generator | None], np.ndarray] | None = None,
 ) -> tf.data.Dataset:
-    """Shuffled, (when enabled) freshly augmented batches every epoch.
+    """Shuffled, (when enabled) freshly augmented batches every epoch; one-hot labels, mixed
+    with the inputs when cfg.augment.mixup_alpha > 0.
 
     `overlap` False builds batches one at a time, only when the model asks for them (no
     parallel map, no prefetch); `batch_fn(idx, rng)` replaces the batch maker. Both exist for
@@ -70,12 +71,17 @@ def train_dataset(
         def batch_fn(idx: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
             return make_batch(split, idx, stats, cfg, rng)
 
+    alpha = cfg.augment["mixup_alpha"] if augmenting else 0.0
+
     def build(idx: np.ndarray, seed: np.int64) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(int(seed)) if augmenting else None
-        return batch_fn(idx, rng), split.labels[idx]
+        x, y = batch_fn(idx, rng), data.one_hot(split.labels[idx], split.n_classes)
+        if rng is not None and alpha > 0:
+            x, y = augment.mixup(x, y, rng, alpha)
+        return x, y
 
     def batch(idx: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return tf.numpy_function(build, [idx, seed], (tf.float32, tf.int32))
+        return tf.numpy_function(build, [idx, seed], (tf.float32, tf.float32))
 
     plan = _EpochPlan(len(split), cfg.batch_size, cfg.seed, shuffle=True)
     signature = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64))
@@ -84,7 +90,7 @@ def train_dataset(
         ds = ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         ds = ds.map(batch)
-    ds = ds.map(_with_shapes(cfg)).apply(
+    ds = ds.map(_with_shapes(cfg, split.n_classes)).apply(
         tf.data.experimental.assert_cardinality(math.ceil(len(split) / cfg.batch_size))
     )
     if overlap:
@@ -93,18 +99,24 @@ def train_dataset(
 
 
 def eval_dataset(split: Split, stats: Stats, cfg: TrainConfig) -> tf.data.Dataset:
-    """Un-augmented batches in split order, computed on first use and then cached."""
+    """Un-augmented batches in split order (one-hot labels), computed on first use and then
+    cached."""
 
     def build(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return make_batch(split, idx, stats, cfg), split.labels[idx]
+        return make_batch(split, idx, stats, cfg), data.one_hot(split.labels[idx], split.n_classes)
 
     ds = tf.data.Dataset.range(len(split)).batch(cfg.batch_size)
     ds = ds.map(
-        lambda idx: tf.numpy_function(build, [idx], (tf.float32, tf.int32)),
+        lambda idx: tf.numpy_function(build, [idx], (tf.float32, tf.float32)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    return ds.map(_with_shapes(cfg)).cache().prefetch(tf.data.AUTOTUNE).with_options(_options(cfg))
+    return (
+        ds.map(_with_shapes(cfg, split.n_classes))
+        .cache()
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(_options(cfg))
+    )
 
 
 # --- one interface over both kinds of input: landmark features and RGB frames ------------------
@@ -114,10 +126,13 @@ is_rgb = rgb.is_rgb
 
 
 def load_split(items, label_index, cfg: TrainConfig) -> Split | rgb.ClipSplit:
-    """Items are (npy, gloss) for landmark models and (clip, gloss) for cnn_lstm_rgb."""
-    return rgb.load_clip_split(items, label_index) if is_rgb(cfg) else data.load_split(
-        items, label_index
-    )  # fmt: skip
+    """Items are (npy, gloss) for landmark models and (clip, gloss) for cnn_lstm_rgb; landmark
+    frames get the model's own smoothing (train.input.ema_alpha)."""
+    if is_rgb(cfg):
+        return rgb.load_clip_split(items, label_index)
+    split = data.load_split(items, label_index)
+    data.smooth(split, cfg.input["ema_alpha"])
+    return split
 
 
 def training_data(split, stats: Stats, cfg: TrainConfig) -> tf.data.Dataset:
