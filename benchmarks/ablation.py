@@ -1,7 +1,7 @@
 """Training recipe ablation (issue #19) on synthetic signing, since real WLASL is out of reach.
 
     .venv/bin/python benchmarks/ablation.py [--classes 16] [--signers 12] [--reps 2]
-        [--epochs 30] [--seeds 3] [--variants full today ...] [--threads 2] [--out DIR]
+        [--epochs 20] [--seeds 3] [--variants full today ...] [--threads 2] [--out DIR]
         [--demo RESULTS_DIR] [--json FILE]
 
 The data: MediaPipe Holistic landmarks of a synthetic signer (pose 33, face 468, both hands 21,
@@ -46,7 +46,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,9 +83,10 @@ PARTS: dict[str, dict[str, Any]] = {
     "velocity off": {"input.velocity": False},
     "canonical_hand off": {"input.canonical_hand": False},
     "face every5": {"input.face": "every5"},
-    "ema_alpha 0.2 (the notebook's smoothing)": {"input.ema_alpha": 0.2},
+    "input.ema_alpha 0.2 (a second EMA on the features' own)": {"input.ema_alpha": 0.2},
 }
-# Today's behaviour before issue #19: every switch at its old value.
+# Today's behaviour before issue #19: every switch at its old value. (`input.ema_alpha` 1.0,
+# the default, is today's: the model reads the features as they are, with their own EMA.)
 TODAY: dict[str, Any] = {
     "optimizer": "adam",
     "lr_schedule": "plateau",
@@ -98,17 +99,17 @@ TODAY: dict[str, Any] = {
     "augment.spatial_mask": 0.0,
     "augment.mixup_alpha": 0.0,
     "tta_flip": False,
-    "input.ema_alpha": 0.2,
     "input.velocity": False,
     "input.acceleration": False,
     "input.canonical_hand": False,
     "input.face": "every5",
+    "input.clip": 1e9,  # no clipping
 }
 FULL, OLD = "full recipe (the defaults)", "today's behaviour (every switch at its old value)"
 
 
 def variants() -> dict[str, dict[str, Any]]:
-    return {FULL: {}, **PARTS, OLD: TODAY}
+    return {FULL: {}, OLD: TODAY, **PARTS}
 
 
 def has_key(dotted: str) -> bool:
@@ -538,9 +539,10 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def ablate(results: Path, work: Path, base: dict[str, Any], chosen: list[str], seeds: list[int],
-           threads: int) -> dict[str, Any]:  # fmt: skip
-    """Every chosen variant once per seed; the keys the schema lacks are left out and said."""
-    out: dict[str, Any] = {}
+           threads: int, out: dict[str, Any], done: Callable[[], None]) -> None:  # fmt: skip
+    """Every chosen variant once per seed, into `out` by name, calling `done` after each (so a
+    long run that is stopped keeps what it measured); the keys the schema lacks are left out
+    and said."""
     table = variants()
     for v, name in enumerate(chosen):
         overrides = table[name]
@@ -549,6 +551,7 @@ def ablate(results: Path, work: Path, base: dict[str, Any], chosen: list[str], s
         if overrides and not usable:
             out[name] = {"run": False, "missing_keys": missing}
             print(f"{name}: not run, the schema has none of {missing}", flush=True)
+            done()
             continue
         runs = []
         for seed in seeds:
@@ -560,7 +563,7 @@ def ablate(results: Path, work: Path, base: dict[str, Any], chosen: list[str], s
         mean, sd = mean_sd([r["test_top1"] for r in runs])
         out[name] = {"run": True, "overrides": usable, "missing_keys": missing, "runs": runs,
                      "test_top1_mean": mean, "test_top1_sd": sd}  # fmt: skip
-    return out
+        done()
 
 
 def demo_train_section() -> dict[str, Any]:
@@ -577,7 +580,7 @@ def main() -> None:
     p.add_argument("--test-signers", type=int, default=Sizes.test_signers)
     p.add_argument("--missing-hand", type=float, default=Sizes.missing_hand)
     p.add_argument("--data-seed", type=int, default=Sizes.seed)
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seq-len", type=int, default=32)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
@@ -609,8 +612,15 @@ def main() -> None:
     chosen = names if args.variants is None else [names[int(i)] for i in args.variants]
     seeds = list(range(args.seeds))
     work = args.out or Path(tempfile.mkdtemp(prefix="signpose-ablation-"))
-    figures: dict[str, Any] = {"seeds": seeds}
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = args.json or ROOT / "benchmarks" / "results" / f"ablation-{stamp}.json"
+    figures: dict[str, Any] = {"seeds": seeds, "complete": False}
     started = time.perf_counter()
+
+    def done() -> None:
+        figures["seconds"] = round(time.perf_counter() - started, 1)
+        save(target, "ablation", figures)
+
     if not args.demo_only:
         sizes = Sizes(args.classes, args.signers, args.reps, args.val_signers, args.test_signers,
                       args.missing_hand, seed=args.data_seed)  # fmt: skip
@@ -620,17 +630,16 @@ def main() -> None:
                 "batch_size": args.batch_size, "tflite": False,
                 "model": {"transformer": {"dim": args.dim, "depth": 1, "heads": 2}}}  # fmt: skip
         figures["train_base"] = base
-        figures["ablation"] = ablate(work / "synthetic", work / "runs", base, chosen, seeds,
-                                     args.threads)  # fmt: skip
+        figures["ablation"] = {}
+        ablate(work / "synthetic", work / "runs", base, chosen, seeds, args.threads,
+               figures["ablation"], done)  # fmt: skip
     if args.demo is not None:
         demo_base = demo_train_section()
-        figures["demo"] = {"results": str(args.demo), "train_base": demo_base}
-        figures["demo"] |= ablate(args.demo, work / "demo_runs", demo_base, [FULL, OLD], seeds,
-                                  args.threads)  # fmt: skip
-    figures["seconds"] = round(time.perf_counter() - started, 1)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = args.json or ROOT / "benchmarks" / "results" / f"ablation-{stamp}.json"
-    save(target, "ablation", figures)
+        figures["demo"] = {"results": str(args.demo), "train_base": demo_base, "variants": {}}
+        ablate(args.demo, work / "demo_runs", demo_base, [FULL, OLD], seeds, args.threads,
+               figures["demo"]["variants"], done)  # fmt: skip
+    figures["complete"] = True
+    done()
     print(f"wrote {target}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -18,6 +19,7 @@ README = ROOT / "benchmarks" / "README.md"
 RESULTS = ROOT / "benchmarks" / "results"
 PLANNING = "planning-wlasl2000-20261202T005112Z.json"
 SCALE = ("scale-21095-20261202T005625Z.json", "scale-100000-20261202T012145Z.json")
+ABLATION = "ablation-PENDING.json"
 
 
 def table_after(marker: str) -> dict[str, list[str]]:
@@ -48,7 +50,7 @@ def load(name: str) -> dict:
 
 def test_every_result_file_the_readme_names_is_committed():
     named = set(re.findall(r"results/([\w.-]+\.json)", README.read_text()))
-    assert named >= {PLANNING, *SCALE}
+    assert named >= {PLANNING, *SCALE, ABLATION}
     for name in named:
         load(name)
 
@@ -81,3 +83,36 @@ def test_the_scale_table_is_its_results(column, name):
     assert cells["the tables job's own work"] == run_cell(median["tables_job"])
     prepare = cells["Snakemake's setup of `tables` (`Job.prepare`)"]
     assert prepare.startswith(f"**{min(figures['tables_prepare_s']):.3f} s**"), prepare
+
+
+def mean_sd_cell(variant: dict) -> str:
+    """Test top-1 over seeds as the ablation tables write it: `mean ± sd`."""
+    return f"{variant['test_top1_mean']:.3f} ± {variant['test_top1_sd']:.3f}"
+
+
+def test_the_ablation_table_is_its_result():
+    rows = table_after(f"`results/{ABLATION}`")
+    figures = load(ABLATION)
+    variants = figures["ablation"]
+    full = next(iter(variants.values()))
+    assert rows.keys() == variants.keys()
+    for name, variant in variants.items():
+        cells = rows[name]
+        if not variant["run"]:
+            assert cells[0].startswith("not run"), name
+            continue
+        assert cells[0] == mean_sd_cell(variant), name
+        delta = variant["test_top1_mean"] - full["test_top1_mean"]
+        assert cells[1] == ("" if variant is full else f"{delta:+.3f}"), name
+        assert cells[2] == str(len(variant["runs"])), name
+
+
+def test_the_demo_table_is_its_result():
+    rows = table_after(f"demo, `results/{ABLATION}`")
+    demo = load(ABLATION)["demo"]
+    for name, cells in rows.items():
+        variant = demo[name]
+        val = np.mean([r["val_top1"] for r in variant["runs"]])
+        test_n = {r["test_n"] for r in variant["runs"]}
+        assert cells == [mean_sd_cell(variant), f"{val:.3f}", str(test_n.pop())], name
+    assert len(rows) == 2
