@@ -1,7 +1,7 @@
 """Training recipe ablation (issue #19) on synthetic signing, since real WLASL is out of reach.
 
     .venv/bin/python benchmarks/ablation.py [--classes 16] [--signers 12] [--reps 2]
-        [--epochs 20] [--seeds 3] [--variants full today ...] [--threads 2] [--out DIR]
+        [--epochs 20] [--seeds 3] [--variants INDEX ...] [--list] [--threads 2] [--out DIR]
         [--demo RESULTS_DIR] [--json FILE]
 
 The data: MediaPipe Holistic landmarks of a synthetic signer (pose 33, face 468, both hands 21,
@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from provenance import ROOT, save
+from provenance import ROOT, git, save
 
 from signpose import aggregates, layout, metadata, tables
 from signpose.config import schema, with_defaults
@@ -614,7 +614,12 @@ def main() -> None:
     work = args.out or Path(tempfile.mkdtemp(prefix="signpose-ablation-"))
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = args.json or ROOT / "benchmarks" / "results" / f"ablation-{stamp}.json"
-    figures: dict[str, Any] = {"seeds": seeds, "complete": False}
+    # Saved after every variant: the commit each save records is the checkout's at that moment,
+    # so the one measured is recorded here, once.
+    figures: dict[str, Any] = {"seeds": seeds, "complete": False, "started": {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }}  # fmt: skip
     started = time.perf_counter()
 
     def done() -> None:
