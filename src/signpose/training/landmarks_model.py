@@ -4,7 +4,7 @@
 torso normalisation, smoothing, resampling, hand shapes and train-only statistics to use it.
 `model_landmarks.tflite` does all of that inside its graph, the same arithmetic as
 `signpose.features` (feature_matrix, ema, trim of empty ends) and `signpose.training.data`
-(sample_positions, gather_frames, hand_shapes, Stats.normalise), written once more in TensorFlow
+(sample_positions, gather_frames, canonical_hand, model_features), written once more in TensorFlow
 ops because a graph cannot call NumPy. The agreement test holds the two to the same numbers.
 
 Inputs (any number of frames F; P = 576 points, 586 with refined faces, pose-format's order:
