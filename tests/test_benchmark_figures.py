@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -24,6 +25,13 @@ DOCS = (ROOT / "README.md", README)
 RESULTS = ROOT / "benchmarks" / "results"
 PLANNING = "planning-wlasl2000-20261202T005112Z.json"
 SCALE = ("scale-21095-20261202T005625Z.json", "scale-100000-20261202T012145Z.json")
+# The ablation ran as three processes side by side, each over part of the variants.
+ABLATION = (
+    "ablation-20261202T030947Z.json",
+    "ablation-reverse-20261202T032548Z.json",
+    "ablation-rest-20261202T040201Z.json",
+)
+DEMO = "ablation-demo-20261202T032548Z.json"
 
 
 def table_after(marker: str, doc: Path = README) -> dict[str, list[str]]:
@@ -83,7 +91,7 @@ def markdown_tables(text: str) -> list[tuple[str, str]]:
 
 def test_every_result_file_the_readmes_name_is_committed():
     named = {n for doc in DOCS for n in re.findall(r"results/([\w.-]+\.json)", doc.read_text())}
-    assert named >= {PLANNING, *SCALE}
+    assert named >= {PLANNING, *SCALE, *ABLATION, DEMO}
     for name in named:
         load(name)
 
@@ -145,3 +153,41 @@ def test_the_scale_table_is_its_results(column, name):
     assert cells["the tables job's own work"] == run_cell(median["tables_job"])
     prepare = cells["Snakemake's setup of `tables` (`Job.prepare`)"]
     assert prepare.startswith(f"**{min(figures['tables_prepare_s']):.3f} s**"), prepare
+
+
+def mean_sd_cell(variant: dict) -> str:
+    """Test top-1 over seeds as the ablation tables write it: `mean ± sd`."""
+    return f"{variant['test_top1_mean']:.3f} ± {variant['test_top1_sd']:.3f}"
+
+
+def test_the_ablation_table_is_its_result():
+    """Every variant of the result is its row; a row the result lacks (a run stopped before it)
+    says it was not measured."""
+    rows = dict(list(table_after(f"`results/{ABLATION[0]}`").items())[1:])  # no header
+    variants: dict = {}
+    for name in reversed(ABLATION):  # a variant both measured: the first file's
+        variants |= load(name)["ablation"]
+    first = next(iter(rows))
+    full = variants[first]
+    assert rows.keys() >= variants.keys()
+    for name, cells in rows.items():
+        variant = variants.get(name)
+        if variant is None or not variant["run"]:
+            assert cells[0].startswith("not "), name
+            continue
+        assert cells[0] == mean_sd_cell(variant), name
+        delta = variant["test_top1_mean"] - full["test_top1_mean"]
+        assert cells[1] == ("" if name == first else f"{delta:+.3f}"), name
+        assert cells[2] == str(len(variant["runs"])), name
+
+
+def test_the_demo_table_is_its_result():
+    rows = dict(list(table_after(f"demo, `results/{DEMO}`").items())[1:])  # no header
+    variants = load(DEMO)["demo"]["variants"]
+    assert rows.keys() == variants.keys()
+    for name, cells in rows.items():
+        runs = variants[name]["runs"]
+        val = np.mean([r["val_top1"] for r in runs])
+        test_n = {r["test_n"] for r in runs}
+        assert cells == [mean_sd_cell(variants[name]), f"{val:.3f}", str(test_n.pop()),
+                         str(len(runs))], name  # fmt: skip
