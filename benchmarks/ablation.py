@@ -83,11 +83,12 @@ PARTS: dict[str, dict[str, Any]] = {
     "velocity off": {"input.velocity": False},
     "canonical_hand off": {"input.canonical_hand": False},
     "face every5": {"input.face": "every5"},
-    "input.ema_alpha 0.2 (a second EMA on the features' own)": {"input.ema_alpha": 0.2},
+    "input.ema_alpha 0.2 (the features' own smoothing)": {"input.ema_alpha": 0.2},
 }
-# Today's behaviour before issue #19: every switch at its old value. (`input.ema_alpha` 1.0,
-# the default, is today's: the model reads the features as they are, with their own EMA.)
+# Today's behaviour before issue #19: every switch at its old value (the model read the
+# features as they are, with their own EMA of 0.2).
 TODAY: dict[str, Any] = {
+    "input.ema_alpha": 0.2,
     "optimizer": "adam",
     "lr_schedule": "plateau",
     "label_smoothing": 0.0,
@@ -482,7 +483,7 @@ def write_dataset(root: Path, sizes: Sizes) -> dict[str, Any]:
     tables.write_csv(df, root / "tables" / "instances.csv")
     (root / "stats").mkdir(exist_ok=True)
     aggregates.stats_job(str(root / "tables" / "instances.csv"),
-                         str(root / "stats" / "global_stats.npz"))  # fmt: skip
+                         str(root / "stats" / "global_stats.npz"), options.ema_alpha)  # fmt: skip
     kept = df[df["status"] == "kept"]
     return {
         "sizes": {k: v for k, v in sizes.__dict__.items()},
