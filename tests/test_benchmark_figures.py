@@ -32,6 +32,8 @@ ABLATION = (
     "ablation-rest-20261202T040201Z.json",
 )
 DEMO = "ablation-demo-20261202T032548Z.json"
+# The two variants that train.input.ema_alpha's new meaning changed, rerun.
+SMOOTHING = "ablation-20261202T041739Z.json"
 
 
 def table_after(marker: str, doc: Path = README) -> dict[str, list[str]]:
@@ -91,7 +93,7 @@ def markdown_tables(text: str) -> list[tuple[str, str]]:
 
 def test_every_result_file_the_readmes_name_is_committed():
     named = {n for doc in DOCS for n in re.findall(r"results/([\w.-]+\.json)", doc.read_text())}
-    assert named >= {PLANNING, *SCALE, *ABLATION, DEMO}
+    assert named >= {PLANNING, *SCALE, *ABLATION, DEMO, SMOOTHING}
     for name in named:
         load(name)
 
@@ -191,3 +193,18 @@ def test_the_demo_table_is_its_result():
         test_n = {r["test_n"] for r in runs}
         assert cells == [mean_sd_cell(variants[name]), f"{val:.3f}", str(test_n.pop()),
                          str(len(runs))], name  # fmt: skip
+
+
+def test_the_smoothing_table_is_its_result():
+    rows = dict(list(table_after(f"smoothing, `results/{SMOOTHING}`").items())[1:])  # no header
+    variants = load(SMOOTHING)["ablation"]
+    assert rows.keys() == variants.keys()
+    reference = variants["input.ema_alpha 0.2 (the features' own smoothing)"]
+    for name, cells in rows.items():
+        delta = variants[name]["test_top1_mean"] - reference["test_top1_mean"]
+        assert cells == [mean_sd_cell(variants[name]),
+                         "" if variants[name] is reference else f"{delta:+.3f}",
+                         str(len(variants[name]["runs"]))], name  # fmt: skip
+    # The table above it was measured with the features' smoothing: its full recipe is this 0.2.
+    first = load(ABLATION[0])["ablation"]["full recipe (the defaults)"]
+    assert [r["test_top1"] for r in first["runs"]] == [r["test_top1"] for r in reference["runs"]]
