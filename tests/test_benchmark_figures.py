@@ -31,7 +31,7 @@ ABLATION = (
     "ablation-reverse-20261202T032548Z.json",
     "ablation-rest-20261202T040201Z.json",
 )
-DEMO = "ablation-demo-20261202T032548Z.json"
+DEMO = "ablation-demo-20261202T042918Z.json"
 # The two variants that train.input.ema_alpha's new meaning changed, rerun.
 SMOOTHING = "ablation-20261202T041739Z.json"
 
