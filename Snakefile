@@ -42,13 +42,6 @@ rule all:
         [res("model/seeds.json")] if SEEDS else [],
 
 
-# After a failed or interrupted run, the way back (README, "What is stale, and resuming").
+# After a failed or interrupted run, the way back (common.smk).
 onerror:
-    from snakemake.logging import logger
-
-    logger.error(
-        "signpose: finished files are kept. Fix what failed above (if a job failed), then "
-        "resume with the same command, e.g. `snakemake --cores all`. If it then says the "
-        "directory cannot be locked and no other run is going on here: `snakemake --unlock`, "
-        "then the same command again."
-    )
+    RESUME_HINT.give(logger.error)

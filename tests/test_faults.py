@@ -71,8 +71,10 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_log(tmp_path: Path) -> str:
-    return (tmp_path / "run.log").read_text(errors="replace")[-3000:]
+def run_log(tmp_path: Path, tail: int | None = 3000) -> str:
+    """The run's output: its end for an assertion message, or whole (`tail=None`)."""
+    text = (tmp_path / "run.log").read_text(errors="replace")
+    return text if tail is None else text[-tail:]
 
 
 def kill_9(proc: subprocess.Popen) -> None:
@@ -180,8 +182,9 @@ def test_an_interrupted_run_resumes_with_the_documented_command(tmp_path, run_ar
         assert "rule " not in message  # it started no job
         subprocess.run([*run_args, "--unlock"], check=True, capture_output=True)
         resumed = subprocess.run(run_args, capture_output=True, text=True)
-    else:  # the run ended itself, released its lock and said how to resume
-        assert RESUME_HINT in " ".join(run_log(tmp_path).split())
+    else:  # the run ended itself, released its lock and said how to resume (jobs killed with
+        # it may print their tracebacks after the hint, so the whole log is searched)
+        assert RESUME_HINT in " ".join(run_log(tmp_path, tail=None).split()), run_log(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for vid in IDS:
         for path in (f"clips/{vid}.mp4", f"poses/{vid}.pose", f"features/{vid}.npy",

@@ -1,21 +1,26 @@
 # Load and validate the metadata once per run; every lookup a rule needs is precomputed here,
 # so the 20,000-fold per-instance rules only index dictionaries.
-import contextlib
 import shlex
-import signal
 import sys
 
 from snakemake.logging import logger
 
 from signpose import metadata, shards
 from signpose.compat import snakemake as snakemake_compat
+from signpose.interrupts import ResumeHint
 from signpose.paths import check_results_root
 
+# After a failed or interrupted run, the way back (README, "What is stale, and resuming"):
+# given by `onerror` (Snakefile), or at exit by a run interrupted before that hook could run.
 # A lost SSH session (SIGHUP) ends the run as Ctrl-C does: jobs cancelled, the lock released,
 # so the same command resumes it (without this the lock stays and `--unlock` is needed first).
-# Snakemake parsing this outside its main thread (its API in a thread) cannot set handlers.
-with contextlib.suppress(ValueError):
-    signal.signal(signal.SIGHUP, signal.default_int_handler)
+RESUME_HINT = ResumeHint(
+    "signpose: finished files are kept. Fix what failed above (if a job failed), then "
+    "resume with the same command, e.g. `snakemake --cores all`. If it then says the "
+    "directory cannot be locked and no other run is going on here: `snakemake --unlock`, "
+    "then the same command again."
+)
+RESUME_HINT.install()
 
 RESULTS = config["results_dir"] or f"results/{config['dataset']['name']}"
 # Refused before any job: "/" or the home folder, or folders of the checkout's code.
