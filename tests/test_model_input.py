@@ -141,6 +141,25 @@ def test_the_face_the_model_reads():
     assert not any(names[c].endswith("_z") for c in data.input_columns(every5))
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"ema_alpha": 0.5}, "train.input.ema_alpha=1.0, cfg has 0.5"),
+     ({"clip": 2.0}, "train.input.clip="),
+     ({"canonical_hand": False}, "train.input.canonical_hand=True, cfg has False")],
+)  # fmt: skip
+def test_evaluating_with_other_inputs_than_training_is_refused(change, message):
+    """Same widths, other values: the evaluation names the input key that differs."""
+    from types import SimpleNamespace
+
+    from signpose.training.evaluation import _check_config
+
+    trained = config().to_dict()
+    model = SimpleNamespace(input_shape=(None, SEQ_LEN, data.input_width(config())))
+    _check_config(trained, model, config())
+    with pytest.raises(ValueError, match=message):
+        _check_config(trained, model, config(**change))
+
+
 # --- augmentations ---------------------------------------------------------------------------
 
 

@@ -129,11 +129,18 @@ def _check_config(trained: dict[str, Any], model: keras.Model, cfg: TrainConfig)
             f"model takes {model.input_shape[2]} columns, cfg gives {data.input_width(cfg)}"
             f" (hand_shape={cfg.hand_shape})"
         )
-    for key in ("length_mode", "std_floor", "hand_shape"):
-        if key in trained and trained[key] != getattr(cfg, key):
-            raise ValueError(
-                f"model was trained with {key}={trained[key]!r}, cfg has {getattr(cfg, key)!r}"
-            )
+    # `input` (smoothing, velocity, face points, clipping...) changes values, not only widths.
+    for key in ("length_mode", "std_floor", "hand_shape", "input"):
+        if key not in trained:
+            continue
+        was, now = trained[key], getattr(cfg, key)
+        if isinstance(was, dict):
+            for sub in sorted(set(was) | set(now)):
+                if was.get(sub) != now.get(sub):
+                    raise ValueError(f"model was trained with train.{key}.{sub}="
+                                     f"{was.get(sub)!r}, cfg has {now.get(sub)!r}")  # fmt: skip
+        elif was != now:
+            raise ValueError(f"model was trained with train.{key}={was!r}, cfg has {now!r}")
 
 
 def evaluate(
