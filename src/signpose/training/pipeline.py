@@ -9,7 +9,7 @@ Evaluation batches are deterministic, so they are computed once and cached.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -17,28 +17,7 @@ import tensorflow as tf
 from signpose.training import augment, data, rgb
 from signpose.training.config import TrainConfig
 from signpose.training.data import Split, Stats, input_width, make_batch
-
-
-class _EpochPlan:
-    """Callable generator factory: each call is one epoch of (batch indices, batch seed).
-
-    Epoch k's order and seeds are a function of the seed and k alone, so a training resumed at
-    epoch k (`first_epoch`) sees the batches an uninterrupted one would. Keras makes one pass
-    over the training data per epoch.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool,
-                 first_epoch: int = 0) -> None:  # fmt: skip
-        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
-        self.epoch = first_epoch
-
-    def __call__(self) -> Iterator[tuple[np.ndarray, np.int64]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
-        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        seeds = rng.integers(0, 2**62, size=math.ceil(self.n / self.batch_size))
-        for k, start in enumerate(range(0, self.n, self.batch_size)):
-            yield order[start : start + self.batch_size].astype(np.int64), np.int64(seeds[k])
+from signpose.training.epochs import EpochPlan
 
 
 def _options(cfg: TrainConfig) -> tf.data.Options:
@@ -90,7 +69,7 @@ def train_dataset(
     def batch(idx: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.numpy_function(build, [idx, seed], (tf.float32, tf.float32))
 
-    plan = _EpochPlan(len(split), cfg.batch_size, cfg.seed, shuffle=True, first_epoch=first_epoch)
+    plan = EpochPlan(len(split), cfg.batch_size, cfg.seed, shuffle=True, first_epoch=first_epoch)
     signature = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64))
     ds = tf.data.Dataset.from_generator(plan, output_signature=signature)
     if overlap:

@@ -11,7 +11,7 @@ the outputs of a job that failed, and this must outlive it.
 
 A rerun of the same training finds the state and goes on from the epoch after it, with the same
 result as a run that was never stopped (the batches of epoch k are a function of the seed and
-k, see pipeline._EpochPlan). A state written for other options or other inputs is ignored.
+k, see epochs.EpochPlan). A state written for other options or other inputs is ignored.
 """
 
 from __future__ import annotations

@@ -9,11 +9,10 @@ resized to a square, and kept as uint8 until the model's own rescaling layer.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from signpose import video
 from signpose.training import data
+from signpose.training.epochs import EpochPlan
 
 Item = tuple[str, str]  # (clip path, gloss)
 
@@ -158,12 +158,12 @@ def clip_dataset(
 
     ds = tf.data.Dataset.range(len(split))
     if seed is not None:
-        epochs = itertools.count(first_epoch)  # Keras makes one pass per epoch
-
-        def order() -> Iterator[np.int64]:
-            yield from np.random.default_rng([seed, next(epochs)]).permutation(len(split))
-
-        ds = tf.data.Dataset.from_generator(order, output_signature=tf.TensorSpec([], tf.int64))
+        plan = EpochPlan(
+            len(split), max(len(split), 1), seed, shuffle=True, first_epoch=first_epoch
+        )
+        ds = tf.data.Dataset.from_generator(
+            plan.examples, output_signature=tf.TensorSpec([], tf.int64)
+        )
 
     def decode(i):
         x = tf.numpy_function(load, [i], tf.uint8)
