@@ -123,6 +123,13 @@ def test_unevaluated_splits_are_said_with_their_counts():
     assert "No item was evaluated in any split." in page
 
 
+def split_row(page: str, heading: str) -> str:
+    """The test split's row of the table under `heading`."""
+    section = page[page.index(f"<h2>{heading}") :]
+    row = section[section.index("<td>test</td>") :]
+    return row[: row.index("</tr>")]
+
+
 def test_null_figures_read_n_a_and_the_seeds_give_mean_sd_and_interval():
     test = {"n_listed": 9, "n_with_features": 8, "n_evaluated": 7, "top1": 0.429,
             "top5": None, "top1_all": 0.333, "top5_all": None, "per_class": {}}  # fmt: skip
@@ -134,11 +141,11 @@ def test_null_figures_read_n_a_and_the_seeds_give_mean_sd_and_interval():
             "per_seed": {"1": {"val_top1": 0.5, "test_top1": 0.4},
                          "2": {"val_top1": 0.6, "test_top1": 0.6}}}  # fmt: skip
     page = metrics_html(metrics, over_seeds=over)
-    row = page[page.index("<td>test</td>") :]
-    row = row[: row.index("</tr>")]
-    assert "<td>9</td>" in row and "<td>8</td>" in row and "<td>7</td>" in row
-    assert row.count("<td>n/a</td>") >= 2  # top-5 and top-5 of all listed
-    assert "<td>0.333</td>" in row
+    scores, counts = (split_row(page, h) for h in ("Accuracy per split", "Instances per split"))
+    assert "<td>7</td>" in scores and "<td>0.429</td>" in scores
+    # top-5 and top-5 of all listed (null), loss and the two baselines (absent here)
+    assert scores.count("<td>n/a</td>") == 5 and "<td>0.333</td>" in scores
+    assert "<td>9</td>" in counts and "<td>8</td>" in counts and "<td>7</td>" in counts
     assert "<b>0.500 ± 0.100 (95% interval 0.300–0.700)</b>" in page
     assert "of all listed: 0.400 ± n/a (95% interval n/a)" in page
     assert "seed <b>2</b>" in page and "<th>val (selection) top-1</th>" in page

@@ -150,16 +150,19 @@ def dataset_html(instances: pd.DataFrame, funnel: pd.DataFrame, dataset_name: st
     )
 
 
-SPLIT_FIGURES = {"n_listed": "listed", "n_with_features": "with features",
-                 "n_evaluated": "scored",
-                 "n_excluded_unknown_gloss": "not scored: gloss not in train",
-                 "n_skipped_tombstone": "not scored: no poses",
-                 "n_skipped_empty": "not scored: no frames",
-                 "n_signer_seen_in_train": "signer seen in train",
-                 "loss": "loss", "top1": "top-1", "top5": "top-5",
-                 "top1_all": "top-1 of all listed", "top5_all": "top-5 of all listed",
-                 "mean_per_class_top1": "mean per-class top-1",
-                 "majority_baseline_top1": "majority-class top-1"}  # fmt: skip
+# The per-split figures of model/metrics.json, in two tables: how many instances each split
+# lists and scores, and the scores (each beside its n, so a figure is never read without it).
+SPLIT_COUNTS = {"n_listed": "listed", "n_with_features": "with features",
+                "n_evaluated": "scored",
+                "n_excluded_unknown_gloss": "not scored: gloss not in train",
+                "n_skipped_tombstone": "not scored: no poses",
+                "n_skipped_empty": "not scored: no frames",
+                "n_signer_seen_in_train": "signer seen in train"}  # fmt: skip
+SPLIT_SCORES = {"n_evaluated": "scored", "loss": "loss", "top1": "top-1", "top5": "top-5",
+                "top1_all": "top-1 of all listed", "top5_all": "top-5 of all listed",
+                "mean_per_class_top1": "mean per-class top-1",
+                "majority_baseline_top1": "majority-class top-1"}  # fmt: skip
+SPLIT_FIGURES = SPLIT_COUNTS | SPLIT_SCORES
 SCORING_NOTE = ("<p>Every listed instance with features is scored, low_quality clips too; "
                 "top-1 and top-5 are over the scored ones, <i>of all listed</i> counts every "
                 "listed instance that could not be scored (no features, a gloss without train "
@@ -265,6 +268,15 @@ def seeds_section(over: dict) -> str:
     return text + table(rows.rename_axis("seed").reset_index(), na_rep=UNDEFINED)
 
 
+def split_table(splits: dict[str, dict], figures: dict[str, str]) -> str:
+    """One row per split, one column per figure of `figures` (key -> heading)."""
+    rows = pd.DataFrame(
+        {name: [splits[s].get(key) for s in splits] for key, name in figures.items()},
+        index=[split_label(s) for s in splits],
+    ).apply(pd.to_numeric)  # an all-None column (an empty split) shows as n/a too
+    return table(rows.rename_axis("split").reset_index(), na_rep=UNDEFINED)
+
+
 def metrics_html(
     metrics: dict,
     instances: pd.DataFrame | None = None,
@@ -278,15 +290,11 @@ def metrics_html(
     same split (`train.compare`), `over_seeds` (model/seeds.json) the figures over the seeds
     (`train.seeds`). Undefined figures (null) read n/a; val is labelled the selection split."""
     splits = metrics["splits"]
-    overview = pd.DataFrame(
-        {name: [splits[s].get(key) for s in splits] for key, name in SPLIT_FIGURES.items()},
-        index=[split_label(s) for s in splits],
-    ).apply(pd.to_numeric)  # an all-None column (an empty split) shows as n/a too
-    overview = overview.rename_axis("split")
     chance = f"{metrics['n_classes']} classes, chance top-1 {metrics['chance_top1']:.3g}."
     accuracy = (f"<p>{chance}</p>" + SELECTION_NOTE + SCORING_NOTE + unevaluated_note(splits)
-                + table(overview.reset_index(), na_rep=UNDEFINED))  # fmt: skip
-    sections = [("Accuracy per split", accuracy)]
+                + split_table(splits, SPLIT_SCORES))  # fmt: skip
+    sections = [("Accuracy per split", accuracy),
+                ("Instances per split", split_table(splits, SPLIT_COUNTS))]  # fmt: skip
     if over_seeds:
         sections.insert(0, ("Over seeds", seeds_section(over_seeds)))
     if compared:
