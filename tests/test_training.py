@@ -587,7 +587,7 @@ def test_input_pipeline_throughput(model_type, synthetic):
 
     cfg = small_config(model_type, batch_size=32)
     with timed(f"throughput_{model_type}"):
-        figures = measure_throughput(splits["train"], stats_path, cfg, steps=30)
+        figures = measure_throughput(splits["train"], stats_path, cfg, steps=10)
     train = figures["pipelines"]["train"]
     print(f"\n{model_type} throughput:", json.dumps({k: round(v, 3) for k, v in train.items()}))
     for value in (figures["model_steps_per_s"], train["input_steps_per_s"],
