@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import TextIO
 
@@ -32,7 +33,7 @@ class ResumeHint:
         self.interrupted = True
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    def give(self, write) -> None:
+    def give(self, write: Callable[[str], object]) -> None:
         """Write the hint with `write` (a logger's method) unless it was given."""
         if not self.given:
             self.given = True
