@@ -56,14 +56,16 @@ def record(video_id: str, url: str, gloss: str = "sign", frames: tuple[int, int]
 
 
 def setup_run(
-    workdir: Path, records: list[dict], dataset: dict | None = None, **download: object
-) -> None:
+    workdir: Path, records: list[dict], dataset: dict | None = None,
+    train: dict | None = None, **download: object,
+) -> None:  # fmt: skip
     """Metadata and a config overlay (a file: --config would turn numbers into strings)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "meta.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
     options = {"allow_private_hosts": True, "timeout_s": 2, "retries": 2, "backoff_s": 0}
     overlay = {"dataset": {"name": "acq", "metadata": "meta.json", **(dataset or {})},
-               "results_dir": "results", "download": {**options, **download}}  # fmt: skip
+               "results_dir": "results", "download": {**options, **download},
+               "train": train or {}}  # fmt: skip
     (workdir / "overlay.yaml").write_text(json.dumps(overlay))
 
 
@@ -409,7 +411,9 @@ def test_the_readme_command_ends_with_every_aggregate_despite_sources_that_never
             if inst["split"] == "train" and len(bad) < 2:
                 route = "/truncated.mp4" if not bad else "/trickle.mp4"
                 inst["url"] = bad[inst["video_id"]] = server.unique(route)
-    setup_run(tmp_path, [], dataset={"allow_local_files": True}, retries=1, deadline_s=5)
+    # a short training: what is checked is that the run gets there and past it
+    setup_run(tmp_path, [], dataset={"allow_local_files": True}, train={"epochs": 3},
+              retries=1, deadline_s=5)  # fmt: skip
     (tmp_path / "meta.json").write_text(json.dumps(entries))
     snakemake(tmp_path, "--cores", "2")
     results = tmp_path / "results"
