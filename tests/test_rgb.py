@@ -155,22 +155,21 @@ def test_a_missing_weights_file_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_cnn_lstm_rgb_learns_a_synthetic_rgb_signal(clips, weights_file, tmp_path):
-    """Frozen backbone, then one fine-tuning epoch. The TFLite export of this model type is
-    checked on the demo (test_compare), where the workflow trains it."""
+    """Frozen backbone (fine-tuning, whose first epoch costs a minute of tracing on a CPU, is
+    trained in the resume test below). The TFLite export of this model type is checked on the
+    demo (test_compare), where the workflow trains it."""
     from signpose.training import evaluate, train
 
     stats = tmp_path / "stats.npz"  # the landmark statistics: the RGB model does not use them
     np.savez(stats, mean=np.zeros(540, np.float32), std=np.ones(540, np.float32),
              features_ema_alpha=0.2)  # fmt: skip
-    cfg = rgb_config(weights_file, knobs={"fine_tune_epochs": 1})
+    cfg = rgb_config(weights_file)
     out = tmp_path / "model"
     written, trained, evaluated = outputs(out, tflite=False)
     summary = train(clips["train"], clips["val"], stats, written, cfg)
     assert summary["model_type"] == "cnn_lstm_rgb" and summary["n_train"] == 24
-    # Two phases, one history: the frozen epochs, then fine-tuning numbered on.
     history = (out / "history.csv").read_text().splitlines()
     assert len(history) - 1 == summary["epochs"] > 2
-    assert history[-1].split(",")[0] == str(summary["epochs"] - 1)
     metrics = evaluate(trained, {"val": clips["val"], "test": clips["test"]}, stats, evaluated, cfg)
     test = metrics["splits"]["test"]
     assert test["n_evaluated"] == 9
@@ -201,4 +200,6 @@ def test_a_training_killed_while_fine_tuning_resumes_to_the_same_weights(
     )
     assert all(np.array_equal(a, b) for a, b in zip(whole, killed, strict=True))
     history = read_history(tmp_path / "killed/history.csv")
-    assert history == read_history(tmp_path / "whole/history.csv") and len(history) == 5
+    assert history == read_history(tmp_path / "whole/history.csv")
+    # two phases, one history: the frozen epochs, then fine-tuning numbered on
+    assert [row["epoch"] for row in history] == ["0", "1", "2", "3", "4"]
