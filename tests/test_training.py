@@ -689,12 +689,36 @@ def test_a_killed_training_resumes_to_the_same_weights(synthetic, tmp_path):
         {k: v for k, v in summaries[0].items() if k != "seconds"}
     ] * 2
     assert not state.exists()  # a finished training leaves no state behind
+    # TensorBoard shows every epoch's figures, those before the kill too (the figures logged
+    # besides history.csv's, e.g. the learning rate, only for the epochs after it)
+    whole, killed = (_epoch_scalars(tmp_path / run / "tensorboard") for run in ("whole", "killed"))
+    assert set(killed) == set(whole) and killed
+    for tag, values in whole.items():
+        if tag.endswith(("_loss", "_accuracy")):
+            assert killed[tag] == values and sorted(values) == list(range(6)), tag
 
     # A state saved for other options is not resumed: the training starts at epoch 1.
     changed = _train_job(synthetic, tmp_path / "stale", RESUME_OPTIONS | {"epochs": 2})
     assert "ignoring the training state" in changed and "resuming" not in changed
     assert [row["epoch"] for row in read_history(tmp_path / "stale/history.csv")] == ["0", "1"]
     assert not stale.exists()
+
+
+def _epoch_scalars(log_dir: Path) -> dict[str, dict[int, float]]:
+    """Every epoch scalar of a TensorBoard folder: "train/epoch_loss" -> {step: value}; a step
+    written twice (a killed run's and its rerun's) would show as two values."""
+    import tensorflow as tf
+
+    found: dict[str, dict[int, float]] = {}
+    for events in sorted(log_dir.rglob("events.out.tfevents.*")):
+        split = events.parent.name
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            for value in event.summary.value:
+                if value.tag.startswith("epoch_"):
+                    steps = found.setdefault(f"{split}/{value.tag}", {})
+                    assert event.step not in steps, f"{split}/{value.tag} step {event.step} twice"
+                    steps[event.step] = float(tf.make_ndarray(value.tensor))
+    return found
 
 
 def _resumable_fit(folder: Path, state, epochs: int):

@@ -10,7 +10,7 @@ save leaves the previous epoch's state. The folder is not a workflow output: Sna
 the outputs of a job that failed, and this must outlive it.
 
 A rerun of the same training finds the state and goes on from the epoch after it, with the same
-result as a run that was never stopped (the batches of epoch k are a function of the seed and
+result as a run that was never stopped (its TensorBoard folder too, written again from the history) (the batches of epoch k are a function of the seed and
 k, see epochs.EpochPlan). A state written for other options or other inputs is ignored.
 """
 
@@ -101,6 +101,30 @@ def load(directory: Path, key: str) -> State | None:
     return State(doc, arrays)
 
 
+def write_epoch_scalars(log_dir: Path, history: dict[str, list[float]]) -> None:
+    """The epochs done before, as `keras.callbacks.TensorBoard` writes each epoch's figures
+    (`epoch_<name>` at step = epoch, in `train/`, and `validation/` for the val_ ones): the
+    folder is a job output, gone with the job that was killed, and a resumed training would
+    show only its own epochs. Weight histograms of those epochs are not kept."""
+    import tensorflow as tf
+
+    by_split: dict[str, dict[str, list[float]]] = {"train": {}, "validation": {}}
+    for name, values in history.items():
+        if name.startswith("val_"):
+            by_split["validation"][name[4:]] = values
+        else:
+            by_split["train"][name] = values
+    for split, figures in by_split.items():
+        if not figures:
+            continue
+        writer = tf.summary.create_file_writer(str(log_dir / split))
+        with writer.as_default():
+            for name, values in figures.items():
+                for epoch, value in enumerate(values):
+                    tf.summary.scalar(f"epoch_{name}", value, step=epoch)
+        writer.close()
+
+
 def _plain(value: Any) -> Any:
     """A JSON-able copy: NumPy scalars as Python numbers, tuples as lists."""
     if isinstance(value, np.generic):
@@ -148,6 +172,8 @@ class ResumableState(keras.callbacks.Callback):
             if isinstance(callback, keras.callbacks.CSVLogger) and state:
                 Path(callback.filename).write_text(doc["csv"], encoding="utf-8")
                 callback.append = True
+            if isinstance(callback, keras.callbacks.TensorBoard) and state:
+                write_epoch_scalars(Path(callback.log_dir), self.history)
 
     @property
     def epochs_done(self) -> int:
