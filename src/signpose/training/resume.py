@@ -10,8 +10,9 @@ save leaves the previous epoch's state. The folder is not a workflow output: Sna
 the outputs of a job that failed, and this must outlive it.
 
 A rerun of the same training finds the state and goes on from the epoch after it, with the same
-result as a run that was never stopped (its TensorBoard folder too, written again from the history) (the batches of epoch k are a function of the seed and
-k, see epochs.EpochPlan). A state written for other options or other inputs is ignored.
+result as a run that was never stopped (the batches of epoch k are a function of the seed and
+k, see epochs.EpochPlan); the epochs before are written to its TensorBoard folder again from
+the history. A state written for other options or other inputs is ignored.
 """
 
 from __future__ import annotations
