@@ -24,3 +24,12 @@ def test_the_callers_mapping_is_not_changed():
     given = {"dataset": {"name": "x", "metadata": "m.json"}}
     with_defaults(given)
     assert given == {"dataset": {"name": "x", "metadata": "m.json"}}
+
+
+def test_the_schema_reads_as_the_pure_python_loader_reads_it():
+    import yaml
+
+    from signpose.config import SCHEMA_PATH
+
+    assert hasattr(yaml, "CSafeLoader")  # the wheel's libyaml: the fast path is the one taken
+    assert schema() == yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
