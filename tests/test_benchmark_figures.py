@@ -34,6 +34,7 @@ ABLATION = (
 DEMO = "ablation-demo-20261202T042918Z.json"
 # The two variants that train.input.ema_alpha's new meaning changed, rerun.
 SMOOTHING = "ablation-20261202T041739Z.json"
+BUDGET = "ablation-20261202T073438Z.json"
 
 
 def table_after(marker: str, doc: Path = README) -> dict[str, list[str]]:
@@ -208,3 +209,20 @@ def test_the_smoothing_table_is_its_result():
     # The table above it was measured with the features' smoothing: its full recipe is this 0.2.
     first = load(ABLATION[0])["ablation"]["full recipe (the defaults)"]
     assert [r["test_top1"] for r in first["runs"]] == [r["test_top1"] for r in reference["runs"]]
+
+
+def test_the_budget_table_is_its_result():
+    rows = dict(list(table_after(f"budget,\n`results/{BUDGET}`").items())[1:])  # no header
+    figures = load(BUDGET)
+    variants = figures["ablation"]
+    assert rows.keys() == variants.keys() and figures["train_base"]["epochs"] == 100
+    full = variants["full recipe (the defaults)"]
+    for name, cells in rows.items():
+        runs = variants[name]["runs"]
+        delta = variants[name]["test_top1_mean"] - full["test_top1_mean"]
+        assert cells == [
+            mean_sd_cell(variants[name]),
+            "" if variants[name] is full else f"{delta:+.3f}",
+            ", ".join(str(r["best_epoch"]) for r in runs),
+            str(len(runs)),
+        ], name
